@@ -1,0 +1,112 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Artifact is a row of artifacts: a stored file known by its digests.
+type Artifact struct {
+	ID        uuid.UUID
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	File      string // storage key
+	Size      int64
+	MD5       *string
+	SHA1      *string
+	SHA224    *string
+	SHA256    string
+	SHA384    *string
+	SHA512    *string
+}
+
+const artifactColumns = `a.id, a.created_at, a.updated_at, a.file, a.size, a.md5, a.sha1, a.sha224, a.sha256, a.sha384, a.sha512`
+
+func scanArtifact(row pgx.Row) (Artifact, error) {
+	var a Artifact
+	err := row.Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.File, &a.Size, &a.MD5, &a.SHA1, &a.SHA224, &a.SHA256, &a.SHA384, &a.SHA512)
+	return a, translate(err)
+}
+
+// InsertArtifact stores a new artifact row; an existing sha256 gives ErrConflict.
+func (d *DB) InsertArtifact(ctx context.Context, a Artifact) (Artifact, error) {
+	return scanArtifact(d.pool.QueryRow(ctx, `INSERT INTO artifacts AS a (id, file, size, md5, sha1, sha224, sha256, sha384, sha512)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING `+artifactColumns,
+		NewID(), a.File, a.Size, a.MD5, a.SHA1, a.SHA224, a.SHA256, a.SHA384, a.SHA512))
+}
+
+// GetOrCreateArtifact returns the artifact with a's sha256, inserting a when
+// there is none; created tells which. An existing row is touched so orphan
+// cleanup spares it.
+func (d *DB) GetOrCreateArtifact(ctx context.Context, a Artifact) (Artifact, bool, error) {
+	var created bool
+	row := d.pool.QueryRow(ctx, `INSERT INTO artifacts AS a (id, file, size, md5, sha1, sha224, sha256, sha384, sha512)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (sha256) DO UPDATE SET timestamp_of_interest = now()
+		RETURNING `+artifactColumns+`, xmax = 0`,
+		NewID(), a.File, a.Size, a.MD5, a.SHA1, a.SHA224, a.SHA256, a.SHA384, a.SHA512)
+	var out Artifact
+	err := row.Scan(&out.ID, &out.CreatedAt, &out.UpdatedAt, &out.File, &out.Size, &out.MD5, &out.SHA1, &out.SHA224,
+		&out.SHA256, &out.SHA384, &out.SHA512, &created)
+	return out, created, translate(err)
+}
+
+// GetArtifact reads one artifact.
+func (d *DB) GetArtifact(ctx context.Context, id uuid.UUID) (Artifact, error) {
+	return scanArtifact(d.pool.QueryRow(ctx, "SELECT "+artifactColumns+" FROM artifacts a WHERE a.id = $1", id))
+}
+
+// ArtifactBySHA256 reads the artifact with a digest.
+func (d *DB) ArtifactBySHA256(ctx context.Context, sha256 string) (Artifact, error) {
+	return scanArtifact(d.pool.QueryRow(ctx, "SELECT "+artifactColumns+" FROM artifacts a WHERE a.sha256 = $1", sha256))
+}
+
+// DeleteArtifact deletes an artifact no content uses (else ErrInUse) and
+// returns its row so the caller can remove the file.
+func (d *DB) DeleteArtifact(ctx context.Context, id uuid.UUID) (Artifact, error) {
+	return scanArtifact(d.pool.QueryRow(ctx, "DELETE FROM artifacts a WHERE a.id = $1 RETURNING "+artifactColumns, id))
+}
+
+// DeleteOrphanArtifacts deletes up to limit artifacts no content references,
+// untouched for protection, and returns them so their files can be removed.
+func (d *DB) DeleteOrphanArtifacts(ctx context.Context, protection time.Duration, limit int) ([]Artifact, error) {
+	rows, err := d.pool.Query(ctx, `DELETE FROM artifacts a WHERE a.id = ANY(ARRAY(
+			SELECT x.id FROM artifacts x
+			WHERE NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = x.id)
+			  AND x.timestamp_of_interest < now() - $1::interval
+			LIMIT $2 FOR UPDATE SKIP LOCKED))
+		RETURNING `+artifactColumns, protection, limit)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Artifact, error) { return scanArtifact(r) })
+}
+
+var artifactList = listSpec{
+	from: "artifacts a",
+	columns: map[string]string{
+		"pulp_id": "a.id", "pulp_created": "a.created_at", "pulp_last_updated": "a.updated_at",
+		"size": "a.size", "md5": "a.md5", "sha1": "a.sha1", "sha224": "a.sha224",
+		"sha256": "a.sha256", "sha384": "a.sha384", "sha512": "a.sha512",
+	},
+	special: map[string]func(Filter, func(any) string) (string, error){
+		"repository_version": func(f Filter, arg func(any) string) (string, error) {
+			v, _ := f.Value.(VersionRef)
+			return "EXISTS (SELECT 1 FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id" +
+				" WHERE ca.artifact_id = a.id AND rc.repository_id = " + arg(v.Repository) + " AND " + member(arg(v.Number)) + ")", nil
+		},
+		"orphaned_for": func(f Filter, arg func(any) string) (string, error) {
+			return "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id) AND a.timestamp_of_interest < now() - " +
+				arg(f.Value) + " * interval '1 minute'", nil
+		},
+	},
+	idExpr: "a.id",
+}
+
+// ListArtifacts lists artifacts, newest first.
+func (d *DB) ListArtifacts(ctx context.Context, p ListParams) (Page[Artifact], error) {
+	return listRows(ctx, d.pool, artifactList, artifactColumns, p, scanArtifact)
+}
