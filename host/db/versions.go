@@ -360,23 +360,27 @@ func deleteVersion(ctx context.Context, tx pgx.Tx, repo uuid.UUID, n int) error 
 	if err != nil {
 		return translate(err)
 	}
-	for _, q := range []string{
+	steps := []struct {
+		sql  string
+		args []any
+	}{
 		// Removed in n and re-added in next: one continuous membership.
-		`UPDATE repository_content r SET version_removed = a.version_removed
+		{`UPDATE repository_content r SET version_removed = a.version_removed
 			FROM repository_content a
 			WHERE r.repository_id = $1 AND r.version_removed = $2
-			  AND a.repository_id = $1 AND a.content_id = r.content_id AND a.version_added = $3`,
-		`DELETE FROM repository_content a USING repository_content r
+			  AND a.repository_id = $1 AND a.content_id = r.content_id AND a.version_added = $3`, []any{repo, n, next}},
+		{`DELETE FROM repository_content a USING repository_content r
 			WHERE a.repository_id = $1 AND a.version_added = $3
 			  AND r.repository_id = $1 AND r.content_id = a.content_id AND r.version_added < $2
-			  AND (r.version_removed IS NULL OR r.version_removed > $3 OR r.version_removed = a.version_removed)`,
-		`UPDATE repository_content SET version_removed = $3 WHERE repository_id = $1 AND version_removed = $2`,
+			  AND (r.version_removed IS NULL OR r.version_removed > $3 OR r.version_removed = a.version_removed)`, []any{repo, n, next}},
+		{`UPDATE repository_content SET version_removed = $3 WHERE repository_id = $1 AND version_removed = $2`, []any{repo, n, next}},
 		// Added in n and removed in next: never visible any more.
-		`DELETE FROM repository_content WHERE repository_id = $1 AND version_added = $2 AND version_removed = $3`,
-		`UPDATE repository_content SET version_added = $3 WHERE repository_id = $1 AND version_added = $2`,
-		`DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2`,
-	} {
-		if _, err := tx.Exec(ctx, q, repo, n, next); err != nil {
+		{`DELETE FROM repository_content WHERE repository_id = $1 AND version_added = $2 AND version_removed = $3`, []any{repo, n, next}},
+		{`UPDATE repository_content SET version_added = $3 WHERE repository_id = $1 AND version_added = $2`, []any{repo, n, next}},
+		{`DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2`, []any{repo, n}},
+	}
+	for _, st := range steps {
+		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
 			return fmt.Errorf("squash version %d into %d: %w", n, next, translate(err))
 		}
 	}
@@ -410,4 +414,67 @@ func applyRetention(ctx context.Context, tx pgx.Tx, repo uuid.UUID) error {
 		}
 	}
 	return nil
+}
+
+var versionList = listSpec{
+	from: "repository_versions v",
+	columns: map[string]string{
+		"pulp_id": "v.id", "pulp_created": "v.created_at", "pulp_last_updated": "v.updated_at",
+		"number": "v.number", "repository": "v.repository_id", "complete": "v.complete",
+	},
+	special: map[string]func(Filter, func(any) string) (string, error){
+		"content": func(f Filter, arg func(any) string) (string, error) {
+			op := "="
+			if f.Op == "in" {
+				op = "= ANY"
+			}
+			return "EXISTS (SELECT 1 FROM repository_content rc WHERE rc.repository_id = v.repository_id AND rc.content_id " +
+				op + "(" + arg(f.Value) + "::uuid" + map[bool]string{true: "[]", false: ""}[f.Op == "in"] + ") AND " + member("v.number") + ")", nil
+		},
+	},
+	idExpr: "v.number",
+}
+
+// ListVersions lists the complete versions of a repository, newest first.
+func (d *DB) ListVersions(ctx context.Context, repo uuid.UUID, p ListParams) (Page[RepositoryVersion], error) {
+	p.Filters = append([]Filter{{Field: "repository", Value: repo}, {Field: "complete", Value: true}}, p.Filters...)
+	return listRows(ctx, d.pool, versionList, prefixed("v.", versionColumns), p, scanVersion)
+}
+
+// DuplicateError reports added content units sharing a repository key.
+type DuplicateError struct {
+	PulpType string
+	Keys     []string
+	Values   string
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("more than one %s content unit with the same values for %v: %s", e.PulpType, e.Keys, e.Values)
+}
+
+// ReplaceDuplicates enforces a content type's repository keys in the
+// incomplete version n: content added in n replaces present content of the
+// same type with equal key values; two added units with equal keys are a
+// *DuplicateError.
+func (d *DB) ReplaceDuplicates(ctx context.Context, repo uuid.UUID, n int, pulpType string, keys []string) error {
+	keyExpr := func(alias string) string {
+		return "(SELECT jsonb_agg(" + alias + ".fields->k ORDER BY o) FROM unnest($4::text[]) WITH ORDINALITY AS x(k, o))"
+	}
+	var dup string
+	err := d.pool.QueryRow(ctx, `SELECT `+keyExpr("c")+`::text FROM repository_content rc JOIN contents c ON c.id = rc.content_id
+		WHERE rc.repository_id = $1 AND rc.version_added = $2 AND c.pulp_type = $3
+		GROUP BY 1 HAVING count(*) > 1 LIMIT 1`, repo, n, pulpType, keys).Scan(&dup)
+	if err == nil {
+		return &DuplicateError{PulpType: pulpType, Keys: keys, Values: dup}
+	}
+	if translate(err) != ErrNotFound {
+		return translate(err)
+	}
+	_, err = d.pool.Exec(ctx, `UPDATE repository_content old SET version_removed = $2
+		FROM contents oc, repository_content new, contents nc
+		WHERE old.repository_id = $1 AND old.version_removed IS NULL AND old.version_added < $2
+		  AND oc.id = old.content_id AND oc.pulp_type = $3
+		  AND new.repository_id = $1 AND new.version_added = $2 AND nc.id = new.content_id AND nc.pulp_type = $3
+		  AND nc.id <> oc.id AND `+keyExpr("oc")+` = `+keyExpr("nc"), repo, n, pulpType, keys)
+	return translate(err)
 }

@@ -1,0 +1,219 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/pulpo/pulpo/host/href"
+	"github.com/pulpo/pulpo/host/openapi"
+)
+
+// object is a decoded JSON request body whose keys are checked one by one.
+type object map[string]json.RawMessage
+
+func decodeObject(w http.ResponseWriter, r *http.Request) (object, error) {
+	var o object
+	if err := decodeJSON(w, r, &o); err != nil {
+		return nil, err
+	}
+	if o == nil {
+		return nil, detail(http.StatusBadRequest, "Invalid data. Expected a JSON object.")
+	}
+	return o, nil
+}
+
+// unexpected reports every key not in known.
+func (o object) unexpected(fe fieldErrors, known map[string]bool) {
+	for k := range o {
+		if !known[k] {
+			fe.add(k, "Unexpected field.")
+		}
+	}
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+// str reads a string field; ok is false when absent or invalid.
+func (o object) str(fe fieldErrors, name string, nullable bool) (val *string, present bool) {
+	raw, ok := o[name]
+	if !ok {
+		return nil, false
+	}
+	if isNull(raw) {
+		if !nullable {
+			fe.add(name, "This field may not be null.")
+		}
+		return nil, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		fe.add(name, "Not a valid string.")
+		return nil, true
+	}
+	return &s, true
+}
+
+func (o object) integer(fe fieldErrors, name string, nullable bool, min int) (val *int, present bool) {
+	raw, ok := o[name]
+	if !ok {
+		return nil, false
+	}
+	if isNull(raw) {
+		if !nullable {
+			fe.add(name, "This field may not be null.")
+		}
+		return nil, true
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil {
+		fe.add(name, "A valid integer is required.")
+		return nil, true
+	}
+	if n < min {
+		fe.add(name, "Ensure this value is greater than or equal to %d.", min)
+		return nil, true
+	}
+	return &n, true
+}
+
+func (o object) labels(fe fieldErrors, name string) (map[string]string, bool) {
+	raw, ok := o[name]
+	if !ok {
+		return nil, false
+	}
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		fe.add(name, "Expected a dictionary of string keys and string values.")
+		return nil, true
+	}
+	for k := range m {
+		if k == "" || len(k) > 255 {
+			fe.add(name, "Label keys must be 1 to 255 characters.")
+		}
+	}
+	return m, true
+}
+
+// hrefOf reads an href field pointing at a resource of master kind.
+func (o object) hrefOf(fe fieldErrors, name, master string) (ref *href.Ref, present bool) {
+	s, present := o.str(fe, name, true)
+	if s == nil {
+		return nil, present
+	}
+	r, err := href.Parse(*s)
+	if err != nil || r.Master != master || r.IsVersion() {
+		fe.add(name, "Invalid hyperlink - %v", firstErr(err, fmt.Errorf("%q is not a %s href", *s, master)))
+		return nil, true
+	}
+	return &r, true
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// pluginFields validates plugin-declared fields into a JSON object, starting
+// from old (the stored values) for updates, applying defaults on create.
+func (o object) pluginFields(fe fieldErrors, fields []Field, old json.RawMessage, create bool) json.RawMessage {
+	vals := map[string]any{}
+	if len(old) > 0 {
+		_ = json.Unmarshal(old, &vals)
+	}
+	for _, f := range fields {
+		raw, ok := o[f.Name]
+		if !ok {
+			if create {
+				if f.Default != nil {
+					vals[f.Name] = f.Default
+				} else if f.Required {
+					fe.add(f.Name, "This field is required.")
+				}
+			}
+			continue
+		}
+		if isNull(raw) {
+			if !f.Nullable {
+				fe.add(f.Name, "This field may not be null.")
+				continue
+			}
+			vals[f.Name] = nil
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil || !typeMatches(f.Type, v) {
+			fe.add(f.Name, "Incorrect type. Expected %s.", f.Type)
+			continue
+		}
+		vals[f.Name] = v
+	}
+	b, _ := json.Marshal(vals)
+	return b
+}
+
+func typeMatches(typ string, v any) bool {
+	switch typ {
+	case "string":
+		_, ok := v.(string)
+		return ok
+	case "integer":
+		f, ok := v.(float64)
+		return ok && f == float64(int64(f))
+	case "number":
+		_, ok := v.(float64)
+		return ok
+	case "boolean":
+		_, ok := v.(bool)
+		return ok
+	case "object":
+		_, ok := v.(map[string]any)
+		return ok
+	case "array":
+		_, ok := v.([]any)
+		return ok
+	}
+	return true
+}
+
+// fieldSchemas documents plugin fields in OpenAPI.
+func fieldSchemas(fields []Field) map[string]*openapi.Schema {
+	out := map[string]*openapi.Schema{}
+	for _, f := range fields {
+		s := &openapi.Schema{Type: f.Type, Description: f.Description, Nullable: f.Nullable, Default: f.Default}
+		if f.Type == "object" {
+			s.AdditionalProperties = true
+		}
+		if f.Type == "array" {
+			s.Items = &openapi.Schema{}
+		}
+		out[f.Name] = s
+	}
+	return out
+}
+
+// extend copies a component schema and adds plugin fields to it.
+func extend(base *openapi.Schema, fields []Field, required bool) *openapi.Schema {
+	s := *base
+	s.Properties = map[string]*openapi.Schema{}
+	for k, v := range base.Properties {
+		s.Properties[k] = v
+	}
+	s.Required = append([]string(nil), base.Required...)
+	for name, fs := range fieldSchemas(fields) {
+		s.Properties[name] = fs
+	}
+	if required {
+		for _, f := range fields {
+			if f.Required {
+				s.Required = append(s.Required, f.Name)
+			}
+		}
+	}
+	return &s
+}

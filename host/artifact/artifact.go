@@ -1,0 +1,188 @@
+// Package artifact turns byte streams into stored, recorded artifacts: it
+// spools a stream to the working directory while computing its digests,
+// checks what the caller expected, moves the file into storage under its
+// sha256 and records the artifact row. Nothing is stored when a check fails.
+package artifact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/digest"
+	"github.com/pulpo/pulpo/host/storage"
+)
+
+// Store ingests artifacts.
+type Store struct {
+	DB      *db.DB
+	Storage storage.Driver
+	// TempDir is the working directory; on the storage's filesystem the
+	// final move is a rename.
+	TempDir string
+	// Checksums are the digests computed and recorded (sha256 always).
+	Checksums []string
+}
+
+// Spooled is a stream written to a temporary file with its digests; Commit
+// or Discard it.
+type Spooled struct {
+	path    string
+	Size    int64
+	Digests map[string]string
+}
+
+// Spool copies r to a temporary file, computing digests on the way.
+func (s *Store) Spool(ctx context.Context, r io.Reader) (*Spooled, error) {
+	f, err := os.CreateTemp(s.TempDir, "artifact-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	h, err := digest.New(s.Checksums...)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	_, err = io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return &Spooled{path: f.Name(), Size: h.Size(), Digests: h.Sums()}, nil
+}
+
+// Discard removes the temporary file.
+func (sp *Spooled) Discard() { os.Remove(sp.path) }
+
+// MismatchError reports a size or digest that differs from what was expected.
+type MismatchError struct {
+	Field    string // "size" or a digest name
+	Expected string
+	Actual   string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s mismatch: expected %s, got %s", e.Field, e.Expected, e.Actual)
+}
+
+// Check compares the spooled bytes with an expected size (< 0: unknown) and
+// digests. Only digests this store computes can be checked; others are an
+// error, as Pulp refuses checksums it does not allow.
+func (sp *Spooled) Check(size int64, digests map[string]string) error {
+	if size >= 0 && size != sp.Size {
+		return &MismatchError{Field: "size", Expected: fmt.Sprint(size), Actual: fmt.Sprint(sp.Size)}
+	}
+	names := make([]string, 0, len(digests))
+	for n := range digests {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		got, ok := sp.Digests[n]
+		if !ok {
+			return fmt.Errorf("checksum %s is not allowed here (allowed: %v)", n, keys(sp.Digests))
+		}
+		if got != digests[n] {
+			return &MismatchError{Field: n, Expected: digests[n], Actual: got}
+		}
+	}
+	return nil
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ErrExists is returned by Commit with exclusive set when an artifact with
+// the same sha256 is already recorded.
+var ErrExists = errors.New("artifact exists")
+
+// Commit moves the spooled file into storage and records the artifact. With
+// exclusive, an existing artifact with the same sha256 gives ErrExists
+// (wrapped, with the existing row returned); otherwise the existing row is
+// returned and created is false. The temporary file is gone afterwards.
+func (s *Store) Commit(ctx context.Context, sp *Spooled, exclusive bool) (a db.Artifact, created bool, err error) {
+	defer sp.Discard()
+	sha := sp.Digests["sha256"]
+	if existing, err := s.DB.ArtifactBySHA256(ctx, sha); err == nil {
+		if exclusive {
+			return existing, false, fmt.Errorf("artifact with sha256 checksum of '%s' already exists: %w", sha, ErrExists)
+		}
+		// Make sure the bytes are really there (a repair may be pending).
+		if _, serr := s.Storage.Stat(ctx, existing.File); serr == nil {
+			a, _, err := s.DB.GetOrCreateArtifact(ctx, existing)
+			return a, false, err
+		}
+	} else if !errors.Is(err, db.ErrNotFound) {
+		return a, false, err
+	}
+	key, err := storage.ArtifactKey(sha)
+	if err != nil {
+		return a, false, err
+	}
+	if ad, ok := s.Storage.(storage.Adopter); ok {
+		_, err = ad.Adopt(ctx, key, sp.path)
+	} else {
+		err = s.putFile(ctx, key, sp.path)
+	}
+	if err != nil {
+		return a, false, fmt.Errorf("store artifact %s: %w", sha, err)
+	}
+	row := db.Artifact{File: key, Size: sp.Size, SHA256: sha}
+	for name, dst := range map[string]**string{"md5": &row.MD5, "sha1": &row.SHA1, "sha224": &row.SHA224, "sha384": &row.SHA384, "sha512": &row.SHA512} {
+		if v, ok := sp.Digests[name]; ok {
+			*dst = &v
+		}
+	}
+	return s.DB.GetOrCreateArtifact(ctx, row)
+}
+
+func (s *Store) putFile(ctx context.Context, key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = s.Storage.Put(ctx, key, f)
+	return err
+}
+
+// Ingest spools r, checks it and commits it in one step.
+func (s *Store) Ingest(ctx context.Context, r io.Reader, size int64, digests map[string]string) (db.Artifact, bool, error) {
+	sp, err := s.Spool(ctx, r)
+	if err != nil {
+		return db.Artifact{}, false, err
+	}
+	if err := sp.Check(size, digests); err != nil {
+		sp.Discard()
+		return db.Artifact{}, false, err
+	}
+	return s.Commit(ctx, sp, false)
+}
+
+// ctxReader stops a copy when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
