@@ -1,0 +1,153 @@
+// Package server wires Pulpo's components together and runs them: the
+// database (external or a private cluster), migrations, storage, task
+// workers and the HTTP listener serving the API. Components are built here
+// and handed their dependencies explicitly; nothing registers itself.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/pulpo/pulpo/host/api"
+	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/config"
+	"github.com/pulpo/pulpo/host/coretask"
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/pgcluster"
+	"github.com/pulpo/pulpo/host/storage/fs"
+	"github.com/pulpo/pulpo/host/tasks"
+)
+
+// Version is the version of the Pulpo host ("core" in status/).
+const Version = "0.1.0"
+
+// OpenDB connects to the configured database, starting the private cluster
+// under the data directory when no URL is configured, and applies
+// migrations. The returned stop function closes both.
+func OpenDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*db.DB, func(), error) {
+	url := cfg.DatabaseURL
+	var cluster *pgcluster.Cluster
+	if url == "" {
+		var err error
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: cfg.PostgresDir(), Database: "pulpo", Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("embedded database: %w", err)
+		}
+		url = cluster.URL()
+		log.InfoContext(ctx, "embedded PostgreSQL running", "dir", cfg.PostgresDir())
+	}
+	stopCluster := func() {
+		if cluster != nil {
+			if err := cluster.Stop(context.Background()); err != nil {
+				log.Error("stop embedded database", "err", err)
+			}
+		}
+	}
+	d, err := db.Open(ctx, url, int32(cfg.DatabaseMaxConns), log.With("component", "db"))
+	if err != nil {
+		stopCluster()
+		return nil, nil, err
+	}
+	if err := db.Migrate(ctx, d.Pool()); err != nil {
+		d.Close()
+		stopCluster()
+		return nil, nil, err
+	}
+	return d, func() { d.Close(); stopCluster() }, nil
+}
+
+// Run serves until ctx is canceled, then shuts down in reverse order.
+func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.Logger) error {
+	for _, dir := range []string{cfg.DataDir, cfg.WorkDir(), cfg.StorageRoot} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	d, closeDB, err := OpenDB(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	store, err := fs.New(cfg.StorageRoot)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	arts := &artifact.Store{DB: d, Storage: store, TempDir: cfg.WorkDir(), Checksums: cfg.AllowedChecksums}
+	plugins, err := loadPlugins(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer plugins.Close(context.Background()) //nolint:errcheck // shutting down
+	versions := map[string]string{"core": Version}
+	for _, p := range plugins.Plugins() {
+		versions[p.Name()] = p.Version()
+	}
+
+	reg := tasks.NewRegistry()
+	coretask.Register(reg, coretask.Deps{DB: d, Storage: store, Artifacts: arts, OrphanProtection: cfg.OrphanProtectionTime})
+	serveHTTP := cmd == config.Serve && cfg.API
+	// Roles are registered only for what this process serves: status/
+	// reports them as online apps.
+	node := tasks.NewNode(d, reg, tasks.Options{
+		Workers: cfg.Workers, API: serveHTTP,
+		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log,
+	})
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	defer node.Stop(context.Background())
+	if !serveHTTP {
+		log.InfoContext(ctx, "worker running", "workers", cfg.Workers)
+		<-ctx.Done()
+		return nil
+	}
+
+	apiServer, err := api.New(api.Deps{
+		DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions,
+		StorageUsage: func(context.Context) (int64, int64, int64, error) { return usage(cfg.StorageRoot) },
+		MaxChunkSize: cfg.MaxUploadChunk, ContentOrigin: cfg.ContentOrigin, ContentPathPrefix: cfg.ContentPathPrefix,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/pulp/api/v3/", apiServer)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "workers", cfg.Workers)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// usage reports the filesystem holding root.
+func usage(root string) (total, used, free int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil {
+		return 0, 0, 0, err
+	}
+	bs := int64(st.Bsize)
+	total, free = int64(st.Blocks)*bs, int64(st.Bavail)*bs
+	return total, total - int64(st.Bfree)*bs, free, nil
+}
