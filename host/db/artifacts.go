@@ -95,8 +95,9 @@ var artifactList = listSpec{
 	special: map[string]func(Filter, func(any) string) (string, error){
 		"repository_version": func(f Filter, arg func(any) string) (string, error) {
 			v, _ := f.Value.(VersionRef)
-			return "EXISTS (SELECT 1 FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id" +
-				" WHERE ca.artifact_id = a.id AND rc.repository_id = " + arg(v.Repository) + " AND " + member(arg(v.Number)) + ")", nil
+			r, n := arg(v.Repository), arg(v.Number)
+			return completeVersion(r, n) + " AND EXISTS (SELECT 1 FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id" +
+				" WHERE ca.artifact_id = a.id AND rc.repository_id = " + r + " AND " + member(n) + ")", nil
 		},
 		"orphaned_for": func(f Filter, arg func(any) string) (string, error) {
 			return "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id) AND a.timestamp_of_interest < now() - " +

@@ -58,6 +58,9 @@ func (d *DB) GetOrCreateContents(ctx context.Context, units []NewContent) ([]Con
 	fields := make([]string, len(sorted))
 	for i, u := range sorted {
 		ids[i], types[i], keys[i], fields[i] = NewID(), u.PulpType, u.NaturalKey, string(u.Fields)
+		if len(u.Fields) == 0 {
+			fields[i] = "{}"
+		}
 	}
 	rows, err := d.pool.Query(ctx, `
 		WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS u(id, pulp_type, natural_key, fields)),
@@ -126,9 +129,15 @@ func versionFilter(cond string) func(Filter, func(any) string) (string, error) {
 			return "", fmt.Errorf("%w: %s needs a repository version", ErrBadFilter, f.Field)
 		}
 		r, n := arg(v.Repository), arg(v.Number)
-		return "EXISTS (SELECT 1 FROM repository_content rc WHERE rc.repository_id = " + r +
+		return completeVersion(r, n) + " AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.repository_id = " + r +
 			" AND rc.content_id = c.id AND " + fmt.Sprintf(cond, n) + ")", nil
 	}
+}
+
+// completeVersion is true when version n of repository r is complete: a
+// version still being built lists nothing.
+func completeVersion(r, n string) string {
+	return "EXISTS (SELECT 1 FROM repository_versions cv WHERE cv.repository_id = " + r + " AND cv.number = " + n + " AND cv.complete)"
 }
 
 var contentList = listSpec{

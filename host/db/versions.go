@@ -182,6 +182,14 @@ func (d *DB) VersionContentTypes(ctx context.Context, repo uuid.UUID, n int) ([]
 func (d *DB) FinalizeVersion(ctx context.Context, repo uuid.UUID, n int) (*RepositoryVersion, error) {
 	var out *RepositoryVersion
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
+		var complete bool
+		if err := tx.QueryRow(ctx, `SELECT complete FROM repository_versions WHERE repository_id = $1 AND number = $2 FOR UPDATE`,
+			repo, n).Scan(&complete); err != nil {
+			return fmt.Errorf("finalize version %d: %w", n, translate(err))
+		}
+		if complete {
+			return fmt.Errorf("finalize version %d: already complete: %w", n, ErrConflict)
+		}
 		s, err := computeSummary(ctx, tx, repo, n)
 		if err != nil {
 			return err
@@ -351,9 +359,12 @@ func deleteVersion(ctx context.Context, tx pgx.Tx, repo uuid.UUID, n int) error 
 	if count <= 1 {
 		return ErrLastVersion
 	}
+	// The next version may be one still being built: it was based on n and
+	// must receive n's changes too.
 	var next int
-	err := tx.QueryRow(ctx, `SELECT number FROM repository_versions WHERE repository_id = $1 AND complete AND number > $2
-		ORDER BY number LIMIT 1`, repo, n).Scan(&next)
+	var nextComplete bool
+	err := tx.QueryRow(ctx, `SELECT number, complete FROM repository_versions WHERE repository_id = $1 AND number > $2
+		ORDER BY number LIMIT 1`, repo, n).Scan(&next, &nextComplete)
 	if translate(err) == ErrNotFound {
 		return discardVersion(ctx, tx, repo, n)
 	}
@@ -383,6 +394,9 @@ func deleteVersion(ctx context.Context, tx pgx.Tx, repo uuid.UUID, n int) error 
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {
 			return fmt.Errorf("squash version %d into %d: %w", n, next, translate(err))
 		}
+	}
+	if !nextComplete {
+		return nil // its summary is computed when it is finalized
 	}
 	s, err := computeSummary(ctx, tx, repo, next)
 	if err != nil {

@@ -412,10 +412,16 @@ func TestIncompleteVersionInvisible(t *testing.T) {
 		n := m.newVersion(nil)
 		steps := []func(){
 			func() { ok(t, d.RemoveContent(ctx, m.repo, n, u.list("a"))); delete(m.working, u.ids["a"]) },
-			func() { ok(t, d.AddContent(ctx, m.repo, n, u.list("b d g"))); m.working[u.ids["b"]], m.working[u.ids["d"]], m.working[u.ids["g"]] = true, true, true },
+			func() {
+				ok(t, d.AddContent(ctx, m.repo, n, u.list("b d g")))
+				m.working[u.ids["b"]], m.working[u.ids["d"]], m.working[u.ids["g"]] = true, true, true
+			},
 			func() { ok(t, d.RemoveContent(ctx, m.repo, n, u.list("d"))); delete(m.working, u.ids["d"]) },
 			func() { ok(t, d.RemoveAllContent(ctx, m.repo, n)); m.working = idSet{} },
-			func() { ok(t, d.AddContent(ctx, m.repo, n, u.list("c h"))); m.working[u.ids["c"]], m.working[u.ids["h"]] = true, true },
+			func() {
+				ok(t, d.AddContent(ctx, m.repo, n, u.list("c h")))
+				m.working[u.ids["c"]], m.working[u.ids["h"]] = true, true
+			},
 		}
 		for i, step := range steps {
 			step()
@@ -564,7 +570,7 @@ func TestVersionsRandomized(t *testing.T) {
 			}
 		}
 	})
-	for seed := range uint64(6) {
+	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x5eed))
 			ctx := context.Background()
@@ -594,7 +600,7 @@ func TestVersionsRandomized(t *testing.T) {
 				t.Helper()
 				t.Fatalf("after %s: %s", strings.Join(log, "; "), fmt.Sprintf(format, args...))
 			}
-			for step := 0; step < 45; step++ {
+			for step := 0; step < 60; step++ {
 				if m.building == nil {
 					switch r := rng.IntN(10); {
 					case r < 6 || leftover: // new version, maybe from a base; it discards a leftover
