@@ -1,0 +1,266 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/pulpo/pulpo/abi"
+	"github.com/pulpo/pulpo/abi/wasmcheck"
+)
+
+// Registry holds the loaded plugins of a process.
+type Registry struct {
+	opts     Options
+	log      *slog.Logger
+	cache    wazero.CompilationCache
+	emptyDir string
+	plugins  []*Plugin
+	byName   map[string]*Plugin
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// Load compiles every *.wasm file in opts.Dirs, serially, and checks each one: its SHA-256
+// (when a sidecar or opts.Expected names one), its ABI marker, required exports and imports
+// (before compiling), then its describe (on a first instance, which stays in the pool).
+// The first failure aborts Load with a *LoadError naming the file and the reason; two
+// plugins with the same name are an error too.
+func Load(ctx context.Context, opts Options) (*Registry, error) {
+	opts = opts.withDefaults()
+	r := &Registry{opts: opts, log: opts.Logger.With("component", "plugin"), byName: map[string]*Plugin{}}
+	var err error
+	if opts.CacheDir != "" {
+		r.cache, err = wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugin compilation cache %s: %w", opts.CacheDir, err)
+		}
+	} else {
+		r.cache = wazero.NewCompilationCache()
+	}
+	if r.emptyDir, err = os.MkdirTemp(opts.ScratchDir, "pulpo-empty-"); err != nil {
+		_ = r.cache.Close(ctx)
+		return nil, fmt.Errorf("plugin scratch dir: %w", err)
+	}
+	files, err := wasmFiles(opts.Dirs)
+	if err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
+	for _, path := range files {
+		p, err := r.load(ctx, path)
+		if err != nil {
+			_ = r.Close(ctx)
+			return nil, &LoadError{Path: path, Err: err}
+		}
+		if prev, dup := r.byName[p.Name()]; dup {
+			_ = p.close(ctx)
+			_ = r.Close(ctx)
+			return nil, &LoadError{Path: path, Err: fmt.Errorf("plugin name %q is already taken by %s", p.Name(), prev.path)}
+		}
+		r.byName[p.Name()] = p
+		r.plugins = append(r.plugins, p)
+	}
+	return r, nil
+}
+
+func wasmFiles(dirs []string) ([]string, error) {
+	var out []string
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("plugin dir: %w", err)
+		}
+		var names []string
+		for _, e := range entries {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".wasm") {
+				names = append(names, e.Name())
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			out = append(out, filepath.Join(dir, n))
+		}
+	}
+	return out, nil
+}
+
+// Plugins returns the loaded plugins in load order.
+func (r *Registry) Plugins() []*Plugin { return append([]*Plugin(nil), r.plugins...) }
+
+// Plugin returns the plugin called name.
+func (r *Registry) Plugin(name string) (*Plugin, bool) {
+	p, ok := r.byName[name]
+	return p, ok
+}
+
+// Close stops new calls, waits for calls in flight (until ctx is done), and frees every
+// instance, runtime and the compilation cache. It may be called more than once.
+func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	var errs []error
+	for _, p := range r.plugins {
+		errs = append(errs, p.close(ctx))
+	}
+	if r.cache != nil {
+		errs = append(errs, r.cache.Close(ctx))
+	}
+	if r.emptyDir != "" {
+		errs = append(errs, os.RemoveAll(r.emptyDir))
+	}
+	return errors.Join(errs...)
+}
+
+// enter registers a call in flight; it fails once Close has begun.
+func (r *Registry) enter() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.inflight.Add(1)
+	return nil
+}
+
+func (r *Registry) load(ctx context.Context, path string) (*Plugin, error) {
+	start := time.Now()
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	if err := r.checkHash(path, digest); err != nil {
+		return nil, err
+	}
+	check, err := wasmcheck.ParseAndCheck(wasm, abi.Current())
+	if err != nil {
+		return nil, err
+	}
+
+	p := &Plugin{reg: r, path: path, sha256: digest, exports: check}
+	p.log = r.log.With("plugin_file", filepath.Base(path))
+	// One runtime per plugin: its memory limit and host modules are the plugin's own; the
+	// compilation cache is shared. CloseOnContextDone lets a deadline stop a guest loop.
+	p.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(r.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(r.opts.MemoryPages))
+	if err := p.setup(ctx, wasm); err != nil {
+		_ = p.close(ctx)
+		return nil, err
+	}
+	compiled := time.Since(start)
+
+	if err := p.describeSelf(ctx, check); err != nil {
+		_ = p.close(ctx)
+		return nil, err
+	}
+	p.log = r.log.With("plugin", p.Name(), "plugin_version", p.Version())
+	p.log.InfoContext(ctx, "plugin loaded", "path", path, "sha256", digest, "abi_version", check.Version.String(),
+		"compile_ms", compiled.Milliseconds(), "load_ms", time.Since(start).Milliseconds())
+	return p, nil
+}
+
+// setup instantiates WASI and the two host modules in the plugin's runtime, compiles the
+// plugin and makes its pool.
+func (p *Plugin) setup(ctx context.Context, wasm []byte) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fmt.Errorf("wasi: %w", err)
+	}
+	if err := p.instantiateKernel(ctx, p.rt); err != nil {
+		return fmt.Errorf("extism kernel: %w", err)
+	}
+	if err := p.instantiateHost(ctx, p.rt); err != nil {
+		return fmt.Errorf("host functions: %w", err)
+	}
+	var err error
+	if p.compiled, err = p.rt.CompileModule(ctx, wasm); err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	p.pool = newPool(p.reg.opts.PoolSize, p.newInstance)
+	return nil
+}
+
+func (r *Registry) checkHash(path, digest string) error {
+	want := r.opts.Expected[filepath.Base(path)]
+	source := "expected hashes"
+	if b, err := os.ReadFile(path + ".sha256"); err == nil {
+		fields := strings.Fields(string(b))
+		if len(fields) == 0 {
+			return fmt.Errorf("%s.sha256 is empty", filepath.Base(path))
+		}
+		if want != "" && !strings.EqualFold(want, fields[0]) {
+			return fmt.Errorf("%s.sha256 and the expected hashes disagree", filepath.Base(path))
+		}
+		want, source = fields[0], filepath.Base(path)+".sha256"
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if want != "" && !strings.EqualFold(want, digest) {
+		return fmt.Errorf("sha256 %s does not match %s from %s", digest, strings.ToLower(want), source)
+	}
+	return nil
+}
+
+// describeSelf calls describe on the first instance (paying the guest's _initialize now) and
+// checks the answer: valid, same ABI version as the marker, exports it obliges present.
+func (p *Plugin) describeSelf(ctx context.Context, check wasmcheck.Result) error {
+	in, err := json.Marshal(abi.DescribeRequest{Host: abi.HostInfo{
+		Name: "pulpo", Version: p.reg.opts.HostVersion, ABIVersion: abi.Current().String()}})
+	if err != nil {
+		return err
+	}
+	out, err := p.call(ctx, abi.ExportDescribe, in, &callState{})
+	if err != nil {
+		return err
+	}
+	var d abi.Describe
+	if err := json.Unmarshal(out, &d); err != nil {
+		return fmt.Errorf("describe: output is not a Describe: %w", err)
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("describe is invalid: %w", err)
+	}
+	if d.ABIVersion != check.Version.String() {
+		return fmt.Errorf("describe says ABI %s, marker export says %s", d.ABIVersion, check.Version)
+	}
+	for _, e := range d.RequiredExports() {
+		if !check.Has(e) {
+			return fmt.Errorf("missing export %s, required by what describe declares", e)
+		}
+	}
+	p.desc = d
+	return nil
+}
