@@ -58,7 +58,7 @@ func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *call
 		return nil, p.callError(export, err)
 	}
 
-	deadline := time.Now().Add(p.reg.opts.CallTimeout)
+	deadline := time.Now().Add(p.limits.CallTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -69,7 +69,7 @@ func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *call
 	defer hostCancel()
 	stopGrace := context.AfterFunc(ctx, func() {
 		cs.cancelled.Store(true)
-		time.AfterFunc(p.reg.opts.CancelGrace, hardCancel)
+		time.AfterFunc(p.limits.CancelGrace, hardCancel)
 	})
 	defer stopGrace()
 
@@ -90,7 +90,8 @@ func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *call
 
 	if callErr == nil && rc == 0 && inst.kernel.errOff == 0 {
 		out := inst.kernel.output()
-		if inst.calls >= p.reg.opts.MaxCalls {
+		inst.kernel.reset() // an idle instance holds no call data
+		if inst.calls >= p.limits.MaxCalls {
 			p.pool.discard(inst)
 		} else {
 			p.pool.put(inst)
@@ -146,7 +147,7 @@ func (p *Plugin) classify(ctx, hardCtx context.Context, inst *instance, rc uint3
 		if ctx.Err() != nil {
 			return fmt.Errorf("call aborted: %w", context.Cause(ctx))
 		}
-		return fmt.Errorf("%w after %s", ErrTimeout, p.reg.opts.CallTimeout)
+		return fmt.Errorf("%w after %s", ErrTimeout, p.limits.CallTimeout)
 	}
 	var ae *abi.Error
 	if errors.As(callErr, &ae) {

@@ -130,14 +130,16 @@ func TestSyncErrors(t *testing.T) {
 		setup func(h *plugintest.Host)
 		code  string
 		want  string
+		kept  bool // the call itself succeeded: the instance stays
 	}{
-		{"undeclared type", syncReq("invalid", 0), nil, abi.CodeInvalidInput, `content type "testplug.nope" is not declared`},
+		{"undeclared type", syncReq("invalid", 0), nil, abi.CodeInvalidInput, `content type "testplug.nope" is not declared`, false},
 		{"emit refused", syncReq("emit", 3), func(h *plugintest.Host) { h.EmitErr = abi.NewError(abi.CodeLimitExceeded, "disk full") },
-			abi.CodeLimitExceeded, "disk full"},
-		{"emit fails", syncReq("emit", 3), func(h *plugintest.Host) { h.EmitErr = errors.New("db down") }, abi.CodeInternal, "db down"},
+			abi.CodeLimitExceeded, "disk full", false},
+		{"emit fails", syncReq("emit", 3), func(h *plugintest.Host) { h.EmitErr = errors.New("db down") }, abi.CodeInternal, "db down", false},
 		{"upstream 404", syncReq("lines", 0), func(h *plugintest.Host) { delete(h.Upstream, "https://upstream.test/data.txt") },
-			abi.CodeInternal, "status 404"},
-		{"panic", syncReq("panic", 0), nil, abi.CodeInternal, "panic: test panic"},
+			abi.CodeInternal, "status 404", false},
+		{"panic", syncReq("panic", 0), nil, abi.CodeInternal, "panic: test panic", false},
+		{"metadata outside the mount", syncReq("badmeta", 0), nil, abi.CodeInvalidInput, "a file under /in", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,10 +159,37 @@ func TestSyncErrors(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Plugin != "testplug" || ce.Export != abi.ExportSyncFirstStage {
 				t.Fatalf("not a CallError naming the plugin: %v", err)
 			}
-			if p.Stats().Discarded <= before {
-				t.Fatal("instance not discarded after a failed call")
+			if discarded := p.Stats().Discarded > before; discarded == tt.kept {
+				t.Fatalf("instance discarded: %v, want %v", discarded, !tt.kept)
 			}
 		})
+	}
+}
+
+// TestHostCallValidation checks that malformed host calls get ABI errors, not traps.
+func TestHostCallValidation(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{})
+	res, err := p.SyncFirstStage(t.Context(), syncReq("badcalls", 0), plugintest.NewHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	want := `{"artifact_stat":"invalid_input","fetch_name":"invalid_input","fetch_url":"invalid_input",` +
+		`"lookup_scope":"invalid_input","lookup_type":"invalid_input","progress":"invalid_input"}`
+	if string(res.Details) != want {
+		t.Fatalf("details:\n got %s\nwant %s", res.Details, want)
+	}
+}
+
+func TestFetchLimit(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{MaxFetchBytes: 10})
+	host := plugintest.NewHost()
+	host.Serve("https://upstream.test/data.txt", []byte("more than ten bytes\n"))
+	_, err := p.SyncFirstStage(t.Context(), syncReq("lines", 0), host)
+	if !errors.Is(err, abi.NewError(abi.CodeLimitExceeded, "")) || !strings.Contains(err.Error(), "body exceeds 10 bytes") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -238,25 +267,34 @@ func TestRoute(t *testing.T) {
 
 func TestMisbehaviourDiscardsInstance(t *testing.T) {
 	t.Parallel()
-	p := testPlugin(t, plugin.Options{MemoryPages: 512, CallTimeout: 2 * time.Second, PoolSize: 2})
+	// Generous timeouts: these must fail for their own reason, however loaded the machine.
+	crashing := testPlugin(t, plugin.Options{
+		// Per-plugin limits override the registry's (keyed by file name).
+		MemoryPages:  8192,
+		CallTimeout:  time.Second,
+		PluginLimits: map[string]plugin.Limits{"goplugin": {MemoryPages: 512, CallTimeout: time.Minute, PoolSize: 2}},
+	})
+	looping := testPlugin(t, plugin.Options{CallTimeout: time.Second, PoolSize: 2})
 	tests := []struct {
+		p    *plugin.Plugin
 		path string
 		is   error
 		want string
 	}{
-		{"/test/trap", plugin.ErrTrap, "out of bounds memory access"},
-		{"/test/exit", plugin.ErrTrap, "exited with code 3"},
-		{"/test/bomb", plugin.ErrTrap, "fatal error: out of memory"},
-		{"/test/loop", plugin.ErrTimeout, "timed out after 2s"},
+		{crashing, "/test/trap", plugin.ErrTrap, "out of bounds memory access"},
+		{crashing, "/test/exit", plugin.ErrTrap, "exited with code 3"},
+		{crashing, "/test/bomb", plugin.ErrTrap, "fatal error: out of memory"},
+		{looping, "/test/loop", plugin.ErrTimeout, "timed out after 1s"},
 	}
 	for _, tt := range tests {
+		p := tt.p
 		before := p.Stats().Discarded
 		start := time.Now()
 		_, err := route(t, p, tt.path)
 		if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %v with %q", tt.path, err, tt.is, tt.want)
 		}
-		if !strings.Contains(err.Error(), "plugin testplug 0.0.1: handle_route:") {
+		if err != nil && !strings.Contains(err.Error(), "plugin testplug 0.0.1: handle_route:") {
 			t.Errorf("%s: error does not name plugin and export: %v", tt.path, err)
 		}
 		if p.Stats().Discarded != before+1 {
@@ -285,32 +323,33 @@ func TestSilentFailure(t *testing.T) {
 
 func TestCancellation(t *testing.T) {
 	t.Parallel()
-	p := testPlugin(t, plugin.Options{CancelGrace: 300 * time.Millisecond})
-
-	// A plugin that polls cancelled() stops on its own within the grace.
-	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	_, err := p.SyncFirstStage(ctx, syncReq("cancel", 0), plugintest.NewHost())
-	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "context canceled") {
-		t.Fatalf("polling plugin: %v", err)
-	}
-	if d := time.Since(start); d > 280*time.Millisecond {
-		t.Errorf("polling plugin took %s to stop", d)
-	}
-
-	// One that does not is closed when the grace ends.
-	ctx, cancel = context.WithCancel(t.Context())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start = time.Now()
-	_, err = p.HandleRoute(ctx, abi.RouteRequest{Method: "GET", Path: "/test/loop"}, plugintest.NewHost())
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("looping plugin: %v", err)
-	}
-	if d := time.Since(start); d < 350*time.Millisecond || d > 5*time.Second {
-		t.Errorf("looping plugin stopped after %s, want about 100 ms + 300 ms grace", d)
-	}
-	mustRoute(t, p, "/test/empty")
+	t.Run("plugin stops within the grace", func(t *testing.T) {
+		t.Parallel()
+		p := testPlugin(t, plugin.Options{CancelGrace: time.Minute})
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		_, err := p.SyncFirstStage(ctx, syncReq("cancel", 0), plugintest.NewHost())
+		// The plugin saw cancelled() and returned its own error: the call was not aborted.
+		var ae *abi.Error
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &ae) || !strings.Contains(ae.Message, "context canceled") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("plugin that ignores it is aborted", func(t *testing.T) {
+		t.Parallel()
+		p := testPlugin(t, plugin.Options{CancelGrace: 300 * time.Millisecond})
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := p.HandleRoute(ctx, abi.RouteRequest{Method: "GET", Path: "/test/loop"}, plugintest.NewHost())
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "call aborted") {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d < 400*time.Millisecond {
+			t.Errorf("aborted after %s, before the grace ended", d)
+		}
+		mustRoute(t, p, "/test/empty")
+	})
 }
 
 func TestMaxCalls(t *testing.T) {
@@ -328,8 +367,7 @@ func TestMaxCalls(t *testing.T) {
 func TestInputLimit(t *testing.T) {
 	t.Parallel()
 	p := testPlugin(t, plugin.Options{})
-	big := make([]byte, 13<<20) // 13 MiB is over 16 MiB once base64-encoded
-	_, err := p.HandleRoute(t.Context(), abi.RouteRequest{Method: "PUT", Path: "/test/echo", Body: big}, plugintest.NewHost())
+	_, err := p.Call(t.Context(), abi.ExportHandleRoute, make([]byte, abi.MaxMessageBytes+1))
 	if !errors.Is(err, plugin.ErrLimit) {
 		t.Fatalf("err = %v", err)
 	}

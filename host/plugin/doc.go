@@ -11,7 +11,7 @@
 //  2. Calls: [Plugin.SyncFirstStage], [Plugin.Publish] and [Plugin.HandleRoute] take an
 //     instance from the plugin's pool, give it the call's mounts and deadline, run the
 //     export and return the instance, or discard it after any failure (a trap, a timeout,
-//     an exit, a non-zero return with or without a message) and after MaxCalls calls.
+//     an exit, a non-zero return with or without a message) and after [Options].MaxCalls calls.
 //  3. [Registry.Close] stops new calls, waits for running ones and frees everything.
 //
 // Host services come from small interfaces the caller implements ([SyncHost],

@@ -188,7 +188,7 @@ func (p *Plugin) hostFetch(cs *callState, b []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	w := &bodyWriter{f: f, h: sha256.New(), max: p.reg.opts.MaxFetchBytes}
+	w := &bodyWriter{f: f, h: sha256.New(), max: p.limits.MaxFetchBytes}
 	res, err := cs.sync.Fetch(cs.hostCtx, req, w)
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -24,8 +24,7 @@ type Options struct {
 	// HostVersion is reported to plugins in describe. Default "dev".
 	HostVersion string
 
-	// MemoryPages caps each plugin's memory in 64 KiB pages (its WebAssembly runtime as a
-	// whole: guest and Extism kernel). Default 4096 (256 MiB).
+	// MemoryPages caps each plugin's linear memory in 64 KiB pages. Default 4096 (256 MiB).
 	MemoryPages uint32
 	// CallTimeout bounds one export call; the instance is closed when it expires. A caller
 	// deadline that comes sooner wins. Default 30 minutes.
@@ -41,10 +40,55 @@ type Options struct {
 	MaxCalls int
 	// MaxFetchBytes caps one fetched body. Default 1 GiB.
 	MaxFetchBytes int64
+	// PluginLimits overrides the six limits above for single plugins, keyed by file name
+	// without ".wasm" ("file" for file.wasm); zero fields keep the registry-wide value.
+	PluginLimits map[string]Limits
 
 	// Expected maps a plugin file's base name to the SHA-256 (hex) it must have. A file
 	// "<name>.sha256" next to a plugin (sha256sum format) is checked too.
 	Expected map[string]string
+}
+
+// Limits bound what one plugin may use; the fields mean what the Options fields of the same
+// names mean. A zero field keeps the registry-wide value.
+type Limits struct {
+	MemoryPages   uint32
+	CallTimeout   time.Duration
+	CancelGrace   time.Duration
+	PoolSize      int
+	MaxCalls      int
+	MaxFetchBytes int64
+}
+
+// over returns l with its zero fields taken from base.
+func (l Limits) over(base Limits) Limits {
+	if l.MemoryPages == 0 {
+		l.MemoryPages = base.MemoryPages
+	}
+	if l.CallTimeout <= 0 {
+		l.CallTimeout = base.CallTimeout
+	}
+	if l.CancelGrace <= 0 {
+		l.CancelGrace = base.CancelGrace
+	}
+	if l.PoolSize <= 0 {
+		l.PoolSize = base.PoolSize
+	}
+	if l.MaxCalls <= 0 {
+		l.MaxCalls = base.MaxCalls
+	}
+	if l.MaxFetchBytes <= 0 {
+		l.MaxFetchBytes = base.MaxFetchBytes
+	}
+	return l
+}
+
+// limitsFor returns the limits of the plugin in file stem (its name without ".wasm").
+func (o Options) limitsFor(stem string) Limits {
+	return o.PluginLimits[stem].over(Limits{
+		MemoryPages: o.MemoryPages, CallTimeout: o.CallTimeout, CancelGrace: o.CancelGrace,
+		PoolSize: o.PoolSize, MaxCalls: o.MaxCalls, MaxFetchBytes: o.MaxFetchBytes,
+	})
 }
 
 func (o Options) withDefaults() Options {
@@ -54,23 +98,18 @@ func (o Options) withDefaults() Options {
 	if o.HostVersion == "" {
 		o.HostVersion = "dev"
 	}
-	if o.MemoryPages == 0 {
-		o.MemoryPages = 4096
-	}
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = 30 * time.Minute
-	}
-	if o.CancelGrace <= 0 {
-		o.CancelGrace = 5 * time.Second
-	}
-	if o.PoolSize <= 0 {
-		o.PoolSize = 2 * runtime.GOMAXPROCS(0)
-	}
-	if o.MaxCalls <= 0 {
-		o.MaxCalls = 10_000
-	}
-	if o.MaxFetchBytes <= 0 {
-		o.MaxFetchBytes = 1 << 30
-	}
+	l := Limits{
+		MemoryPages: o.MemoryPages, CallTimeout: o.CallTimeout, CancelGrace: o.CancelGrace,
+		PoolSize: o.PoolSize, MaxCalls: o.MaxCalls, MaxFetchBytes: o.MaxFetchBytes,
+	}.over(Limits{
+		MemoryPages:   4096,
+		CallTimeout:   30 * time.Minute,
+		CancelGrace:   5 * time.Second,
+		PoolSize:      2 * runtime.GOMAXPROCS(0),
+		MaxCalls:      10_000,
+		MaxFetchBytes: 1 << 30,
+	})
+	o.MemoryPages, o.CallTimeout, o.CancelGrace = l.MemoryPages, l.CallTimeout, l.CancelGrace
+	o.PoolSize, o.MaxCalls, o.MaxFetchBytes = l.PoolSize, l.MaxCalls, l.MaxFetchBytes
 	return o
 }

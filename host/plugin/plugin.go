@@ -30,6 +30,7 @@ type Plugin struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	pool     *pool
+	limits   Limits
 	log      *slog.Logger
 
 	instances atomic.Uint64 // numbers instance module names

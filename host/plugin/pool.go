@@ -147,7 +147,7 @@ func (pl *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	inst.mod = mod
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		ictx, cancel := context.WithTimeout(ctx, pl.reg.opts.CallTimeout)
+		ictx, cancel := context.WithTimeout(ctx, pl.limits.CallTimeout)
 		defer cancel()
 		cs := &callState{hostCtx: ictx, kernel: inst.kernel}
 		if _, err := init.Call(context.WithValue(ictx, callKey{}, cs)); err != nil {

@@ -169,14 +169,15 @@ func (r *Registry) load(ctx context.Context, path string) (*Plugin, error) {
 		return nil, err
 	}
 
-	p := &Plugin{reg: r, path: path, sha256: digest, exports: check}
+	p := &Plugin{reg: r, path: path, sha256: digest, exports: check,
+		limits: r.opts.limitsFor(strings.TrimSuffix(filepath.Base(path), ".wasm"))}
 	p.log = r.log.With("plugin_file", filepath.Base(path))
 	// One runtime per plugin: its memory limit and host modules are the plugin's own; the
 	// compilation cache is shared. CloseOnContextDone lets a deadline stop a guest loop.
 	p.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
 		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(r.opts.MemoryPages))
+		WithMemoryLimitPages(p.limits.MemoryPages))
 	if err := p.setup(ctx, wasm); err != nil {
 		_ = p.close(ctx)
 		return nil, err
@@ -209,7 +210,7 @@ func (p *Plugin) setup(ctx context.Context, wasm []byte) error {
 	if p.compiled, err = p.rt.CompileModule(ctx, wasm); err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	p.pool = newPool(p.reg.opts.PoolSize, p.newInstance)
+	p.pool = newPool(p.limits.PoolSize, p.newInstance)
 	return nil
 }
 

@@ -14,7 +14,7 @@ import (
 // loadPlugins compiles and checks every plugin of the configured folders.
 func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger) (*plugin.Registry, error) {
 	reg, err := plugin.Load(ctx, plugin.Options{
-		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log.With("component", "plugin"),
+		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log,
 		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize,
 	})
 	if err != nil {

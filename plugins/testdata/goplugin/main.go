@@ -55,7 +55,7 @@ func init() {
 		RemoteTypes:      []abi.RemoteType{{Name: "testplug.remote"}},
 		PublicationTypes: []abi.PublicationType{{Name: "testplug.pub"}},
 		SyncOptions: []abi.Field{
-			{Name: "mode", Type: abi.TypeString, Enum: []string{"", "lines", "emit", "read", "trap", "loop", "bomb", "exit", "panic", "invalid", "lookup", "cancel"}},
+			{Name: "mode", Type: abi.TypeString, Enum: []string{"", "lines", "emit", "read", "trap", "loop", "bomb", "exit", "panic", "invalid", "lookup", "cancel", "badcalls", "badmeta"}},
 			{Name: "count", Type: abi.TypeInteger},
 		},
 		Sync:    syncStage,
@@ -113,6 +113,11 @@ func syncStage(ctx context.Context, s *sdk.Sync) error {
 		for !s.Cancelled() {
 		}
 		return ctx.Err()
+	case "badcalls":
+		return badCalls(ctx, s)
+	case "badmeta":
+		s.KeepMetadata(&sdk.Fetched{Path: "/etc/passwd"}, "passwd")
+		return nil
 	}
 	misbehave(opt.Mode)
 	return fmt.Errorf("unknown mode %q", opt.Mode)
@@ -170,6 +175,33 @@ func syncLines(ctx context.Context, s *sdk.Sync) error {
 		"lines": n, "sha256": hex.EncodeToString(h.Sum(nil)), "host_sha256": f.SHA256,
 		"status": f.Status, "write_error": writeErr.Error(),
 	})
+}
+
+// badCalls makes malformed host calls and reports the error code of each.
+func badCalls(ctx context.Context, s *sdk.Sync) error {
+	code := func(err error) string {
+		var ae *abi.Error
+		if errors.As(err, &ae) {
+			return ae.Code
+		}
+		if err == nil {
+			return "ok"
+		}
+		return "not an ABI error: " + err.Error()
+	}
+	codes := map[string]string{}
+	_, err := s.Fetch(ctx, "https://upstream.test/x", sdk.Name("../escape"))
+	codes["fetch_name"] = code(err)
+	_, err = s.Fetch(ctx, "")
+	codes["fetch_url"] = code(err)
+	_, err = s.Lookup(ctx, "Bad Type", "")
+	codes["lookup_type"] = code(err)
+	_, err = s.Lookup(ctx, "testplug.item", "nope")
+	codes["lookup_scope"] = code(err)
+	_, _, err = s.ArtifactExists(ctx, "XYZ")
+	codes["artifact_stat"] = code(err)
+	codes["progress"] = code(s.Progress(ctx, abi.ProgressReport{}))
+	return s.SetDetails(codes)
 }
 
 func publish(ctx context.Context, p *sdk.Publish) error {
