@@ -79,7 +79,7 @@ func New(d Deps) (*Server, error) {
 	s.spec.SecurityScheme("basicAuth", openapi.SecurityScheme{Type: "http", Scheme: "basic"})
 	for _, add := range []func() error{
 		s.statusRoutes, s.artifactRoutes, s.uploadRoutes, s.taskRoutes,
-		s.repositoryRoutes, s.contentRoutes, s.orphanRoutes,
+		s.repositoryRoutes, s.remoteRoutes, s.contentRoutes, s.orphanRoutes,
 	} {
 		if err := add(); err != nil {
 			return nil, err

@@ -13,7 +13,18 @@ import (
 // Types are the plugin-provided resource types the API serves.
 type Types struct {
 	Repositories []RepositoryType
+	Remotes      []RemoteType
 	Contents     []ContentType
+}
+
+// RemoteType is a remotes/<plugin>/<endpoint>/ family.
+type RemoteType struct {
+	Plugin   string
+	Endpoint string
+	PulpType string
+	// Policies are the download policies allowed; empty means all three.
+	Policies []string
+	Fields   []Field
 }
 
 // RepositoryType is a repositories/<plugin>/<endpoint>/ family.
