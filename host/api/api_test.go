@@ -34,7 +34,8 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 var testTypes = api.Types{
 	Repositories: []api.RepositoryType{{Plugin: "test", Endpoint: "thing", PulpType: "test.thing", ContentTypes: []string{"test.thing"},
 		Fields: []api.Field{{Name: "autopublish", Type: "boolean", Default: false}}}},
-	Contents: []api.ContentType{{Plugin: "test", Endpoint: "things", PulpType: "test.thing", RepoKeyFields: []string{"relative_path"}}},
+	Contents: []api.ContentType{{Plugin: "test", Endpoint: "things", PulpType: "test.thing", RepoKeyFields: []string{"relative_path"},
+		Fields: []api.Field{{Name: "relative_path", Type: "string", Required: true}, {Name: "rev", Type: "string"}}}},
 }
 
 type env struct {
@@ -657,4 +658,25 @@ func TestOrphanCleanup(t *testing.T) {
 		t.Fatalf("progress %v", reports)
 	}
 	_ = orphan
+}
+
+func TestTypedContentList(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	a, b := e.content("dir/a.txt"), e.content("dir/b.txt")
+	l := e.json("GET", "content/test/things/", nil, 200)
+	if l["count"] != float64(2) {
+		t.Fatalf("typed list %v", l)
+	}
+	if l := e.json("GET", "content/test/things/?relative_path=dir/a.txt", nil, 200); l["count"] != float64(1) {
+		t.Fatalf("field filter %v", l)
+	}
+	if l := e.json("GET", "content/test/things/?relative_path__in=dir/a.txt,dir/b.txt,x", nil, 200); l["count"] != float64(2) {
+		t.Fatalf("field __in filter %v", l)
+	}
+	one := e.json("GET", contentHref(b), nil, 200)
+	if one["relative_path"] != "dir/b.txt" || one["pulp_type"] != "test.thing" {
+		t.Fatalf("read %v", one)
+	}
+	e.json("GET", "/pulp/api/v3/content/test/things/"+a.ID.String()[:8]+"/", nil, 404)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/pulpo/pulpo/host/href"
 	"github.com/pulpo/pulpo/host/openapi"
@@ -151,6 +152,10 @@ func (o object) pluginFields(fe fieldErrors, fields []Field, old json.RawMessage
 			fe.add(f.Name, "Incorrect type. Expected %s.", f.Type)
 			continue
 		}
+		if str, ok := v.(string); ok && len(f.Enum) > 0 && !contains(f.Enum, str) {
+			fe.add(f.Name, "\"%s\" is not a valid choice (%s).", str, strings.Join(f.Enum, ", "))
+			continue
+		}
 		vals[f.Name] = v
 	}
 	b, _ := json.Marshal(vals)
@@ -186,6 +191,9 @@ func fieldSchemas(fields []Field) map[string]*openapi.Schema {
 	out := map[string]*openapi.Schema{}
 	for _, f := range fields {
 		s := &openapi.Schema{Type: f.Type, Description: f.Description, Nullable: f.Nullable, Default: f.Default}
+		for _, e := range f.Enum {
+			s.Enum = append(s.Enum, e)
+		}
 		if f.Type == "object" {
 			s.AdditionalProperties = true
 		}

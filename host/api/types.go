@@ -57,6 +57,8 @@ type Field struct {
 	Nullable    bool
 	Default     any
 	Description string
+	// Enum lists the allowed values of a string field.
+	Enum []string
 }
 
 // typeIndex finds types by pulp_type for building hrefs and validating.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"text/tabwriter"
 
 	"github.com/pulpo/pulpo/host/config"
@@ -13,6 +14,11 @@ import (
 
 // loadPlugins compiles and checks every plugin of the configured folders.
 func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger) (*plugin.Registry, error) {
+	for _, dir := range []string{cfg.WorkDir(), cfg.CacheDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("plugins: %w", err)
+		}
+	}
 	reg, err := plugin.Load(ctx, plugin.Options{
 		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log,
 		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize,

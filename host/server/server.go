@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	}
 
 	apiServer, err := api.New(api.Deps{
-		DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions,
+		DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions, Types: apiTypes(plugins.Plugins()),
 		StorageUsage: func(context.Context) (int64, int64, int64, error) { return usage(cfg.StorageRoot) },
 		MaxChunkSize: cfg.MaxUploadChunk, ContentOrigin: cfg.ContentOrigin, ContentPathPrefix: cfg.ContentPathPrefix,
 		Logger: log,
