@@ -64,11 +64,7 @@ func (s *Server) artifactRoutes() error {
 	one := list + "{pulp_id}/"
 	schema := s.spec.SchemaOf("ArtifactResponse", artifactResponse{})
 	errResp := s.spec.ErrorResponse("Bad request")
-	for _, r := range []struct {
-		method, path string
-		op           openapi.Operation
-		h            handlerFunc
-	}{
+	return s.routes([]routeDef{
 		{"GET", list, openapi.Operation{ID: "artifacts_list", Summary: "List artifacts", Tags: []string{"Artifacts"},
 			Params:    listParams(artifactFilters, artifactOrdering),
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: errResp}}, s.listArtifacts},
@@ -82,12 +78,7 @@ func (s *Server) artifactRoutes() error {
 		{"DELETE", one, openapi.Operation{ID: "artifacts_delete", Summary: "Delete an artifact", Tags: []string{"Artifacts"},
 			Description: "Delete an artifact that no content uses.",
 			Responses:   map[int]openapi.Response{204: {Description: "No content"}, 409: s.spec.ErrorResponse("The artifact is in use")}}, s.deleteArtifact},
-	} {
-		if err := s.route(r.method, r.path, r.op, r.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) error {

@@ -36,8 +36,9 @@ func (o object) unexpected(fe fieldErrors, known map[string]bool) {
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
 
-// str reads a string field; ok is false when absent or invalid.
-func (o object) str(fe fieldErrors, name string, nullable bool) (val *string, present bool) {
+// scalar decodes field name as a T: absent gives (nil, false); null gives
+// (nil, true) and an error unless nullable; a wrong type records bad.
+func scalar[T any](o object, fe fieldErrors, name string, nullable bool, bad string) (val *T, present bool) {
 	raw, ok := o[name]
 	if !ok {
 		return nil, false
@@ -48,35 +49,27 @@ func (o object) str(fe fieldErrors, name string, nullable bool) (val *string, pr
 		}
 		return nil, true
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		fe.add(name, "Not a valid string.")
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		fe.add(name, "%s", bad)
 		return nil, true
 	}
-	return &s, true
+	return &v, true
 }
 
-func (o object) integer(fe fieldErrors, name string, nullable bool, min int) (val *int, present bool) {
-	raw, ok := o[name]
-	if !ok {
-		return nil, false
-	}
-	if isNull(raw) {
-		if !nullable {
-			fe.add(name, "This field may not be null.")
-		}
-		return nil, true
-	}
-	var n int
-	if err := json.Unmarshal(raw, &n); err != nil {
-		fe.add(name, "A valid integer is required.")
-		return nil, true
-	}
-	if n < min {
+// str reads a string field.
+func (o object) str(fe fieldErrors, name string, nullable bool) (*string, bool) {
+	return scalar[string](o, fe, name, nullable, "Not a valid string.")
+}
+
+// integer reads an integer field of at least min.
+func (o object) integer(fe fieldErrors, name string, nullable bool, min int) (*int, bool) {
+	n, present := scalar[int](o, fe, name, nullable, "A valid integer is required.")
+	if n != nil && *n < min {
 		fe.add(name, "Ensure this value is greater than or equal to %d.", min)
 		return nil, true
 	}
-	return &n, true
+	return n, present
 }
 
 func (o object) labels(fe fieldErrors, name string) (map[string]string, bool) {

@@ -184,11 +184,7 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 	}
 	version := one + "versions/{number}/"
 	numberParam := openapi.Param{Name: "number", In: "path", Required: true, Schema: &openapi.Schema{Type: "integer"}}
-	for _, r := range []struct {
-		method, path string
-		op           openapi.Operation
-		h            handlerFunc
-	}{
+	return s.routes([]routeDef{
 		{"GET", prefix, openapi.Operation{ID: id("list"), Summary: "List " + rt.PulpType + " repositories", Tags: tags, Params: listParams(repoFilters, repoOrdering),
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, s.listRepositories(rt)},
 		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " repository", Tags: tags, Body: body(reqSchema),
@@ -217,12 +213,7 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 		{"DELETE", version, openapi.Operation{ID: id("versions_delete"), Summary: "Delete a repository version", Tags: []string{"Repositories: " + tag(rt.Plugin, rt.Endpoint) + " Versions"},
 			Description: "Trigger an asynchronous task to delete a repository version.", Params: []openapi.Param{numberParam},
 			Responses: map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.deleteVersion(rt)},
-	} {
-		if err := s.route(r.method, r.path, r.op, r.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // requestSchema is an inline schema of v without its read-only fields.

@@ -102,6 +102,23 @@ func New(d Deps) (*Server, error) {
 	return s, nil
 }
 
+// routeDef is one row of a resource's route table.
+type routeDef struct {
+	method, path string
+	op           openapi.Operation
+	h            handlerFunc
+}
+
+// routes registers a resource's route table.
+func (s *Server) routes(defs []routeDef) error {
+	for _, d := range defs {
+		if err := s.route(d.method, d.path, d.op, d.h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // route registers a handler in the mux and its operation in the document.
 func (s *Server) route(method, path string, op openapi.Operation, h handlerFunc) error {
 	if err := s.spec.Add(method, path, op); err != nil {

@@ -148,11 +148,7 @@ func (s *Server) taskRoutes() error {
 	notFound := s.spec.ErrorResponse("Not found")
 	groupSchema := s.spec.SchemaOf("TaskGroupResponse", taskGroupResponse{})
 	workerSchema := s.spec.SchemaOf("WorkerResponse", workerResponse{})
-	for _, r := range []struct {
-		method, path string
-		op           openapi.Operation
-		h            handlerFunc
-	}{
+	return s.routes([]routeDef{
 		{"GET", tasksPath, openapi.Operation{ID: "tasks_list", Summary: "List tasks", Tags: []string{"Tasks"}, Params: listParams(taskFilters, taskOrdering),
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: bad}}, s.listTasks},
 		{"GET", one, openapi.Operation{ID: "tasks_read", Summary: "Inspect a task", Tags: []string{"Tasks"}, Params: selectionParams(),
@@ -174,12 +170,7 @@ func (s *Server) taskRoutes() error {
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(workerSchema)}, 400: bad}}, s.listWorkers},
 		{"GET", href.APIRoot + "workers/{pulp_id}/", openapi.Operation{ID: "workers_read", Summary: "Inspect a worker", Tags: []string{"Workers"},
 			Params: selectionParams(), Responses: map[int]openapi.Response{200: {Description: "OK", Schema: workerSchema}, 404: notFound}}, s.readWorker},
-	} {
-		if err := s.route(r.method, r.path, r.op, r.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {

@@ -81,11 +81,7 @@ func (s *Server) uploadRoutes() error {
 		return &openapi.Body{Required: true, Content: map[string]*openapi.Schema{"application/json": v}}
 	}
 	tag := []string{"Uploads"}
-	for _, r := range []struct {
-		method, path string
-		op           openapi.Operation
-		h            handlerFunc
-	}{
+	return s.routes([]routeDef{
 		{"GET", list, openapi.Operation{ID: "uploads_list", Summary: "List uploads", Tags: tag, Params: listParams(uploadFilters, uploadOrdering),
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: bad}}, s.listUploads},
 		{"POST", list, openapi.Operation{ID: "uploads_create", Summary: "Create an upload", Tags: tag,
@@ -104,12 +100,7 @@ func (s *Server) uploadRoutes() error {
 			Description: "Check that the chunks cover the upload and match the sha256, then queue a task creating an artifact.",
 			Tags:        tag, Body: json(s.spec.RequestOf("UploadCommit", uploadCommit{})),
 			Responses: map[int]openapi.Response{202: {Description: "Accepted", Schema: s.spec.AsyncOperation()}, 400: bad, 404: notFound}}, s.commitUpload},
-	} {
-		if err := s.route(r.method, r.path, r.op, r.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func (s *Server) listUploads(w http.ResponseWriter, r *http.Request) error {
