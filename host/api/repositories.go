@@ -85,7 +85,7 @@ func (s *Server) renderRepository(r db.Repository) map[string]any {
 	}
 	var remote *string
 	if r.RemoteID != nil {
-		rh := s.remoteHref(r.PulpType, *r.RemoteID)
+		rh := s.remoteHrefOf(r.PulpType, *r.RemoteID)
 		remote = &rh
 	}
 	labels := r.PulpLabels
@@ -102,15 +102,6 @@ func (s *Server) renderRepository(r db.Repository) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-// remoteHref builds a remote's href; remotes share their repository's plugin.
-func (s *Server) remoteHref(repoType string, id uuid.UUID) string {
-	p, e, _ := strings.Cut(repoType, ".")
-	if rt, ok := s.types.repos[repoType]; ok {
-		p, e = rt.Plugin, rt.Endpoint
-	}
-	return href.Typed(href.Remotes, p, e, id)
 }
 
 func (s *Server) renderVersion(ctx context.Context, repoHref string, v db.RepositoryVersion) versionResponse {

@@ -29,6 +29,8 @@ const (
 	DeleteRepository = "core.delete_repository"
 	DeleteVersion    = "core.delete_version"
 	OrphanCleanup    = "core.orphan_cleanup"
+	UpdateRemote     = "core.update_remote"
+	DeleteRemote     = "core.delete_remote"
 )
 
 // Deps are what core tasks use.
@@ -48,6 +50,8 @@ func Register(reg *tasks.Registry, d Deps) {
 	reg.Register(DeleteRepository, d.deleteRepository)
 	reg.Register(DeleteVersion, d.deleteVersion)
 	reg.Register(OrphanCleanup, d.orphanCleanup)
+	reg.Register(UpdateRemote, d.updateRemote)
+	reg.Register(DeleteRemote, d.deleteRemote)
 }
 
 // ModifyArgs add and remove content in a new repository version.
