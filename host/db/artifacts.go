@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,7 +95,10 @@ var artifactList = listSpec{
 	},
 	special: map[string]func(Filter, func(any) string) (string, error){
 		"repository_version": func(f Filter, arg func(any) string) (string, error) {
-			v, _ := f.Value.(VersionRef)
+			v, ok := f.Value.(VersionRef)
+			if !ok {
+				return "", fmt.Errorf("%w: %s needs a repository version", ErrBadFilter, f.Field)
+			}
 			r, n := arg(v.Repository), arg(v.Number)
 			return completeVersion(r, n) + " AND EXISTS (SELECT 1 FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id" +
 				" WHERE ca.artifact_id = a.id AND rc.repository_id = " + r + " AND " + member(n) + ")", nil

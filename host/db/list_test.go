@@ -261,6 +261,10 @@ func TestListBadFilters(t *testing.T) {
 			_, err := d.ListTasks(ctx, db.ListParams{Filters: []db.Filter{{Field: "args", Value: "x"}}})
 			return err
 		}},
+		{"artifact version filter without a version", func() error {
+			_, err := d.ListArtifacts(ctx, db.ListParams{Filters: []db.Filter{{Field: "repository_version", Value: "/pulp/api/v3/x/"}}})
+			return err
+		}},
 		{"artifact unknown field", func() error {
 			_, err := d.ListArtifacts(ctx, db.ListParams{Filters: []db.Filter{{Field: "file", Value: "x"}}})
 			return err

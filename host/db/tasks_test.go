@@ -408,3 +408,35 @@ func TestReapTaskWithoutWorker(t *testing.T) {
 		t.Fatalf("reaped %v", reaped)
 	}
 }
+
+// TestClaimTaskWithBacklog: claiming must not cost time in proportion to the
+// number of waiting tasks. With 3000 waiting tasks on distinct resources a
+// claim that walks the queue in order stops at the first task; one that
+// checks every waiting task for blockers, then sorts, takes hundreds of ms.
+func TestClaimTaskWithBacklog(t *testing.T) {
+	t.Parallel()
+	d := newDB(t)
+	ctx := context.Background()
+	w := registerWorker(t, d, "w", time.Hour)
+	if _, err := d.Pool().Exec(ctx, `INSERT INTO tasks (id, created_at, name, state, exclusive_resources, shared_resources)
+		SELECT gen_random_uuid(), now() + i * interval '1 ms', 't', 'waiting', ARRAY['/r/' || i || '/'], ARRAY['/shared/']
+		FROM generate_series(1, 3000) i`); err != nil {
+		t.Fatal(err)
+	}
+	// Statistics as autovacuum would have them on a busy system.
+	if _, err := d.Pool().Exec(ctx, "ANALYZE tasks"); err != nil {
+		t.Fatal(err)
+	}
+	claims := 0
+	start := time.Now()
+	for ; claims < 10 && time.Since(start) < 2*time.Second; claims++ {
+		if _, err := d.ClaimTask(ctx, w.ID, w.Name, []string{"t"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if per := time.Since(start) / time.Duration(claims); per > 100*time.Millisecond {
+		t.Fatalf("a claim with 3000 waiting tasks takes %v", per)
+	} else {
+		t.Logf("a claim with 3000 waiting tasks takes %v", per)
+	}
+}
