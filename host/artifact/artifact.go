@@ -60,6 +60,12 @@ func (s *Store) Spool(ctx context.Context, r io.Reader) (*Spooled, error) {
 	return &Spooled{path: f.Name(), Size: h.Size(), Digests: h.Sums()}, nil
 }
 
+// FromFile wraps a file already written and hashed (by a download) so it can
+// be committed without reading it again.
+func FromFile(path string, size int64, digests map[string]string) *Spooled {
+	return &Spooled{path: path, Size: size, Digests: digests}
+}
+
 // Discard removes the temporary file.
 func (sp *Spooled) Discard() { os.Remove(sp.path) }
 

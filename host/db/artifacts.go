@@ -41,18 +41,26 @@ func (d *DB) InsertArtifact(ctx context.Context, a Artifact) (Artifact, error) {
 
 // GetOrCreateArtifact returns the artifact with a's sha256, inserting a when
 // there is none; created tells which. An existing row is touched so orphan
-// cleanup spares it.
+// cleanup spares it. Every unique digest arbitrates the insert: a concurrent
+// insert of the same bytes may collide on sha384 before sha256.
 func (d *DB) GetOrCreateArtifact(ctx context.Context, a Artifact) (Artifact, bool, error) {
-	var created bool
-	row := d.pool.QueryRow(ctx, `INSERT INTO artifacts AS a (id, file, size, md5, sha1, sha224, sha256, sha384, sha512)
+	out, err := scanArtifact(d.pool.QueryRow(ctx, `INSERT INTO artifacts AS a (id, file, size, md5, sha1, sha224, sha256, sha384, sha512)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (sha256) DO UPDATE SET timestamp_of_interest = now()
-		RETURNING `+artifactColumns+`, xmax = 0`,
-		NewID(), a.File, a.Size, a.MD5, a.SHA1, a.SHA224, a.SHA256, a.SHA384, a.SHA512)
-	var out Artifact
-	err := row.Scan(&out.ID, &out.CreatedAt, &out.UpdatedAt, &out.File, &out.Size, &out.MD5, &out.SHA1, &out.SHA224,
-		&out.SHA256, &out.SHA384, &out.SHA512, &created)
-	return out, created, translate(err)
+		ON CONFLICT DO NOTHING
+		RETURNING `+artifactColumns,
+		NewID(), a.File, a.Size, a.MD5, a.SHA1, a.SHA224, a.SHA256, a.SHA384, a.SHA512))
+	if err == nil {
+		return out, true, nil
+	}
+	if err != ErrNotFound {
+		return out, false, err
+	}
+	out, err = scanArtifact(d.pool.QueryRow(ctx, `UPDATE artifacts a SET timestamp_of_interest = now()
+		WHERE a.sha256 = $1 RETURNING `+artifactColumns, a.SHA256))
+	if err == ErrNotFound {
+		return out, false, fmt.Errorf("artifact %s conflicts with another artifact's digests: %w", a.SHA256, ErrConflict)
+	}
+	return out, false, err
 }
 
 // GetArtifact reads one artifact.

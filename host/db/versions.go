@@ -492,3 +492,10 @@ func (d *DB) ReplaceDuplicates(ctx context.Context, repo uuid.UUID, n int, pulpT
 		  AND nc.id <> oc.id AND `+keyExpr("oc")+` = `+keyExpr("nc"), repo, n, pulpType, keys)
 	return translate(err)
 }
+
+// CountRemoved counts the content the incomplete version n removes.
+func (d *DB) CountRemoved(ctx context.Context, repo uuid.UUID, n int) (int64, error) {
+	var c int64
+	err := d.pool.QueryRow(ctx, `SELECT count(*) FROM repository_content WHERE repository_id = $1 AND version_removed = $2`, repo, n).Scan(&c)
+	return c, translate(err)
+}

@@ -136,3 +136,11 @@ func (t *Task) flush(ctx context.Context) {
 		}
 	}
 }
+
+// SetDone sets done to an absolute count.
+func (p *Progress) SetDone(ctx context.Context, done int64) error {
+	p.mu.Lock()
+	p.row.Done = done
+	p.dirty = true
+	return p.maybeSave(ctx)
+}

@@ -1,0 +1,371 @@
+package stages_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pulpo/pulpo/abi"
+	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/db/dbtest"
+	"github.com/pulpo/pulpo/host/digest"
+	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/stages"
+	"github.com/pulpo/pulpo/host/storage/fs"
+	"github.com/pulpo/pulpo/host/tasks"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// upstream serves files from memory and counts downloads.
+type upstream struct {
+	mu        sync.Mutex
+	files     map[string][]byte
+	downloads atomic.Int64
+}
+
+func (u *upstream) Concurrency() int { return 4 }
+
+func (u *upstream) get(url string) ([]byte, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	b, ok := u.files[url]
+	if !ok {
+		return nil, fmt.Errorf("GET %s: 404", url)
+	}
+	return b, nil
+}
+
+func (u *upstream) Download(ctx context.Context, url string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
+	b, err := u.get(url)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	u.downloads.Add(1)
+	f, err := os.CreateTemp(dir, "dl-*")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer f.Close()
+	h, _ := digest.New(digest.DefaultAllowed...)
+	io.Copy(io.MultiWriter(f, h), bytes.NewReader(b))
+	got := h.Sums()
+	if size >= 0 && int64(len(b)) != size || digests["sha256"] != "" && digests["sha256"] != got["sha256"] {
+		os.Remove(f.Name())
+		return "", 0, nil, fmt.Errorf("%s: digest or size mismatch", url)
+	}
+	return f.Name(), int64(len(b)), got, nil
+}
+
+func (u *upstream) Stream(ctx context.Context, url string, _ map[string]string, w io.Writer) (int, http.Header, error) {
+	b, err := u.get(url)
+	if err != nil {
+		return 404, nil, err
+	}
+	_, err = w.Write(b)
+	return 200, http.Header{}, err
+}
+
+// firstStage emits what its func returns; it stands in for a plugin.
+type firstStage func(req abi.SyncRequest) ([]abi.DeclarativeContent, error)
+
+func (f firstStage) SyncFirstStage(ctx context.Context, req abi.SyncRequest, h plugin.SyncHost) (*plugin.SyncResult, error) {
+	units, err := f(req)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(units); i += 7 { // odd batches
+		if err := h.Emit(ctx, units[i:min(i+7, len(units))]); err != nil {
+			return nil, err
+		}
+	}
+	return &plugin.SyncResult{Dir: os.TempDir() + "/nonexistent-" + uuid.NewString()}, nil
+}
+
+type env struct {
+	t    *testing.T
+	db   *db.DB
+	node *tasks.Node
+	up   *upstream
+	plug firstStage
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d := db.New(dbtest.NewPool(t), log)
+	root := t.TempDir()
+	st, _ := fs.New(filepath.Join(root, "media"))
+	work := filepath.Join(root, "tmp")
+	os.MkdirAll(work, 0o755)
+	e := &env{t: t, db: d, up: &upstream{files: map[string][]byte{}}}
+	syncer := &stages.Syncer{DB: d, Artifacts: &artifact.Store{DB: d, Storage: st, TempDir: work, Checksums: digest.DefaultAllowed},
+		TempDir: work, Log: log,
+		Plugin:     func(string) (stages.FirstStager, bool) { return firstStage(func(r abi.SyncRequest) ([]abi.DeclarativeContent, error) { return e.plug(r) }), true },
+		Downloader: func(db.Remote) (stages.Downloader, error) { return e.up, nil },
+		Types:      map[string]stages.TypeInfo{"t.file": {NaturalKey: []string{"path", "sha256"}}, "t.tag": {NaturalKey: []string{"name"}}},
+	}
+	reg := tasks.NewRegistry()
+	syncer.Register(reg)
+	e.node = tasks.NewNode(d, reg, tasks.Options{Name: "t", Workers: 2, Poll: 100 * time.Millisecond, Logger: log})
+	if err := e.node.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.node.Stop(context.Background()) })
+	return e
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// files makes n upstream files and the units describing them.
+func (e *env) files(prefix string, n int, deferred bool) []abi.DeclarativeContent {
+	var out []abi.DeclarativeContent
+	for i := range n {
+		body := []byte(fmt.Sprintf("%s body %d", prefix, i))
+		path := fmt.Sprintf("%s/%d.txt", prefix, i)
+		url := "http://up/" + path
+		e.up.mu.Lock()
+		e.up.files[url] = body
+		e.up.mu.Unlock()
+		fields, _ := json.Marshal(map[string]string{"path": path, "sha256": sha(body)})
+		out = append(out, abi.DeclarativeContent{Type: "t.file", Fields: fields, Artifacts: []abi.DeclarativeArtifact{
+			{RelativePath: path, URL: url, SHA256: sha(body), Size: int64(len(body)), Deferred: deferred}}})
+	}
+	return out
+}
+
+func (e *env) repo(name string) (db.Repository, db.Remote) {
+	e.t.Helper()
+	r, err := e.db.CreateRepository(e.t.Context(), db.Repository{PulpType: "t.repo", Name: name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rm, err := e.db.CreateRemote(e.t.Context(), db.Remote{PulpType: "t.remote", Name: name, URL: "http://up/", Policy: "immediate"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r, rm
+}
+
+func (e *env) sync(r db.Repository, rm db.Remote, mirror bool) db.Task {
+	e.t.Helper()
+	task, err := e.node.Dispatch(e.t.Context(), tasks.Spec{Name: stages.TaskSync, Exclusive: []string{r.ID.String()}, Shared: []string{rm.ID.String()},
+		Args: stages.SyncArgs{Repository: r.ID, RepoHref: "/r/" + r.ID.String() + "/", Remote: rm.ID, Mirror: mirror, Plugin: "t",
+			ContentTypes: []string{"t.file", "t.tag"}, RepoKeys: map[string][]string{"t.file": {"path"}}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.t.Context(), 60*time.Second)
+	defer cancel()
+	done, err := e.node.WaitTask(ctx, task.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return done
+}
+
+func (e *env) latest(r db.Repository) db.RepositoryVersion {
+	v, err := e.db.LatestVersion(e.t.Context(), r.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+func (e *env) present(r db.Repository) int64 { return e.latest(r).ContentSummary.Present["t.file"] }
+
+func TestImmediateSyncMirrorAndAdditive(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	first := e.files("a", 40, false)
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return first, nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	if v := e.latest(r); v.Number != 1 || e.present(r) != 40 || e.up.downloads.Load() != 40 {
+		t.Fatalf("version %d present %d downloads %d", v.Number, e.present(r), e.up.downloads.Load())
+	}
+	arts, _ := e.db.ListArtifacts(t.Context(), db.ListParams{Limit: 1})
+	if arts.Count != 40 {
+		t.Fatalf("%d artifacts stored", arts.Count)
+	}
+	reports, _ := e.db.ProgressReports(t.Context(), e.lastTask(t))
+	codes := map[string]int64{}
+	for _, p := range reports {
+		codes[p.Code] = p.Done
+	}
+	if codes["sync.downloading.artifacts"] != 40 || codes["associating.content"] != 40 {
+		t.Fatalf("progress %v", codes)
+	}
+	// Re-sync with nothing changed: no new version, no download.
+	e.sync(r, rm, false)
+	if v := e.latest(r); v.Number != 1 || e.up.downloads.Load() != 40 {
+		t.Fatalf("re-sync made version %d, downloads %d", v.Number, e.up.downloads.Load())
+	}
+	// Upstream changed: 10 new units, additive keeps the old 40.
+	second := e.files("b", 10, false)
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return second, nil }
+	e.sync(r, rm, false)
+	if v := e.latest(r); v.Number != 2 || e.present(r) != 50 || v.ContentSummary.Added["t.file"] != 10 {
+		t.Fatalf("additive: version %d present %d summary %+v", v.Number, e.present(r), v.ContentSummary)
+	}
+	// Mirror: only what the upstream lists now.
+	e.sync(r, rm, true)
+	if v := e.latest(r); v.Number != 3 || e.present(r) != 10 || v.ContentSummary.Removed["t.file"] != 40 {
+		t.Fatalf("mirror: version %d present %d summary %+v", v.Number, e.present(r), v.ContentSummary)
+	}
+	if e.up.downloads.Load() != 50 {
+		t.Fatalf("downloads %d, want 50 (already stored artifacts are not fetched again)", e.up.downloads.Load())
+	}
+}
+
+func (e *env) lastTask(t *testing.T) uuid.UUID {
+	p, err := e.db.ListTasks(t.Context(), db.ListParams{Limit: 1})
+	if err != nil || len(p.Items) == 0 {
+		t.Fatal(err)
+	}
+	return p.Items[0].ID
+}
+
+func TestOnDemandRecordsRemoteArtifacts(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	units := e.files("lazy", 12, true)
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return units, nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	if e.up.downloads.Load() != 0 || e.present(r) != 12 {
+		t.Fatalf("on_demand downloaded %d, present %d", e.up.downloads.Load(), e.present(r))
+	}
+	page, _ := e.db.ListContents(t.Context(), db.ListParams{Limit: 100})
+	var ids []uuid.UUID
+	for _, c := range page.Items {
+		ids = append(ids, c.ID)
+	}
+	cas, _ := e.db.ContentArtifactsOf(t.Context(), ids)
+	var caIDs []uuid.UUID
+	for _, ca := range cas {
+		if ca.ArtifactID != nil {
+			t.Fatalf("deferred artifact was linked: %+v", ca)
+		}
+		caIDs = append(caIDs, ca.ID)
+	}
+	ras, _ := e.db.RemoteArtifactsOf(t.Context(), caIDs)
+	if len(cas) != 12 || len(ras) != 12 || !strings.HasPrefix(ras[0].URL, "http://up/lazy/") || ras[0].Digests["sha256"] == "" {
+		t.Fatalf("content artifacts %d, remote artifacts %v", len(cas), ras)
+	}
+}
+
+func TestFailedSyncLeavesNoVersion(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	units := e.files("x", 30, false)
+	units[20].Artifacts[0].SHA256 = sha([]byte("not the bytes")) // the upstream serves other bytes
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return units, nil }
+	task := e.sync(r, rm, false)
+	if task.State != db.TaskFailed || !strings.Contains(string(task.Error), "http://up/x/20.txt") {
+		t.Fatalf("sync ended %s: %s", task.State, task.Error)
+	}
+	if v := e.latest(r); v.Number != 0 {
+		t.Fatalf("a failed sync left version %d", v.Number)
+	}
+	var incomplete int
+	e.db.Pool().QueryRow(t.Context(), "SELECT count(*) FROM repository_versions WHERE NOT complete").Scan(&incomplete)
+	if incomplete != 0 {
+		t.Fatalf("%d incomplete versions", incomplete)
+	}
+	// The first stage failing is reported too.
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return nil, fmt.Errorf("manifest line 3: bad digest") }
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "manifest line 3") {
+		t.Fatalf("first stage error: %s %s", task.State, task.Error)
+	}
+}
+
+func TestRelationsAndUnknownTypes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	files := e.files("f", 2, true)
+	var target map[string]string
+	json.Unmarshal(files[1].Fields, &target)
+	key, _ := json.Marshal(target)
+	tag := abi.DeclarativeContent{Type: "t.tag", Fields: json.RawMessage(`{"name":"latest"}`),
+		Relations: []abi.Relation{{Name: "file", To: abi.ContentRef{Type: "t.file", Key: key}}}}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return append(files, tag), nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	tags, _ := e.db.ContentByKeys(t.Context(), "t.tag", nil, nil)
+	_ = tags
+	all, _ := e.db.ListContents(t.Context(), db.ListParams{Filters: []db.Filter{{Field: "pulp_type", Value: "t.tag"}}, Limit: 10})
+	rels, _ := e.db.RelationsFrom(t.Context(), []uuid.UUID{all.Items[0].ID})
+	if len(rels) != 1 || rels[0].Name != "file" {
+		t.Fatalf("relations %v", rels)
+	}
+	// A relation to a unit never emitted fails the sync.
+	bad := abi.DeclarativeContent{Type: "t.tag", Fields: json.RawMessage(`{"name":"broken"}`),
+		Relations: []abi.Relation{{Name: "file", To: abi.ContentRef{Type: "t.file", Key: json.RawMessage(`{"path":"nope","sha256":"00"}`)}}}}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return []abi.DeclarativeContent{bad}, nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "not emitted") {
+		t.Fatalf("dangling relation: %s %s", task.State, task.Error)
+	}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) {
+		return []abi.DeclarativeContent{{Type: "other.thing", Fields: json.RawMessage(`{}`)}}, nil
+	}
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "other.thing") {
+		t.Fatalf("unknown type: %s %s", task.State, task.Error)
+	}
+}
+
+// TestConcurrentSyncsShareContent syncs two repositories with the same
+// upstream at once: no deadlock, no duplicate content or artifacts.
+func TestConcurrentSyncsShareContent(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r1, rm1 := e.repo("r1")
+	r2, rm2 := e.repo("r2")
+	units := e.files("shared", 200, false)
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return units, nil }
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		r  db.Repository
+		rm db.Remote
+	}{{r1, rm1}, {r2, rm2}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if task := e.sync(p.r, p.rm, false); task.State != db.TaskCompleted {
+				t.Errorf("sync %s: %s %s", p.r.Name, task.State, task.Error)
+			}
+		}()
+	}
+	wg.Wait()
+	if e.present(r1) != 200 || e.present(r2) != 200 {
+		t.Fatalf("present %d and %d", e.present(r1), e.present(r2))
+	}
+	contents, _ := e.db.ListContents(t.Context(), db.ListParams{Limit: 1})
+	arts, _ := e.db.ListArtifacts(t.Context(), db.ListParams{Limit: 1})
+	if contents.Count != 200 || arts.Count != 200 {
+		t.Fatalf("%d contents, %d artifacts after two syncs of the same 200 units", contents.Count, arts.Count)
+	}
+}
