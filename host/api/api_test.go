@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // testTypes stand in for a plugin's describe.
 var testTypes = api.Types{
 	Repositories: []api.RepositoryType{{Plugin: "test", Endpoint: "thing", PulpType: "test.thing", ContentTypes: []string{"test.thing"},
-		Fields: []api.Field{{Name: "autopublish", Type: "boolean", Default: false}}}},
+		Fields: []api.Field{{Name: "autopublish", Type: "boolean", Default: false}}, RemoteTypes: []string{"test.thing"}}},
 	Contents: []api.ContentType{{Plugin: "test", Endpoint: "things", PulpType: "test.thing", RepoKeyFields: []string{"relative_path"},
 		Fields: []api.Field{{Name: "relative_path", Type: "string", Required: true}, {Name: "rev", Type: "string"}}}},
 }
@@ -679,4 +679,29 @@ func TestTypedContentList(t *testing.T) {
 		t.Fatalf("read %v", one)
 	}
 	e.json("GET", "/pulp/api/v3/content/test/things/"+a.ID.String()[:8]+"/", nil, 404)
+}
+
+func TestSyncValidation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rh := e.json("POST", "repositories/test/thing/", map[string]any{"name": "r"}, 201)["pulp_href"].(string)
+	other, err := e.db.CreateRemote(t.Context(), db.Remote{PulpType: "other.remote", Name: "o", URL: "http://x/", Policy: "immediate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"colour": 1}, "colour"},
+		{map[string]any{}, "remote"},
+		{map[string]any{"remote": "/pulp/api/v3/remotes/test/thing/01900000-0000-7000-8000-000000000001/"}, "remote"},
+		{map[string]any{"remote": "/pulp/api/v3/remotes/other/remote/" + other.ID.String() + "/"}, "remote"},
+		{map[string]any{"remote": "/pulp/api/v3/remotes/other/remote/" + other.ID.String() + "/", "mirror": "yes"}, "mirror"},
+	} {
+		b := e.json("POST", rh+"sync/", tc.body, 400)
+		if b[tc.field] == nil {
+			t.Errorf("sync %v: %v does not name %s", tc.body, b, tc.field)
+		}
+	}
 }

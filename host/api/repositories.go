@@ -175,7 +175,7 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 	}
 	version := one + "versions/{number}/"
 	numberParam := openapi.Param{Name: "number", In: "path", Required: true, Schema: &openapi.Schema{Type: "integer"}}
-	return s.routes([]routeDef{
+	if err := s.routes([]routeDef{
 		{"GET", prefix, openapi.Operation{ID: id("list"), Summary: "List " + rt.PulpType + " repositories", Tags: tags, Params: listParams(repoFilters, repoOrdering),
 			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, s.listRepositories(rt)},
 		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " repository", Tags: tags, Body: body(reqSchema),
@@ -204,7 +204,17 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 		{"DELETE", version, openapi.Operation{ID: id("versions_delete"), Summary: "Delete a repository version", Tags: []string{"Repositories: " + tag(rt.Plugin, rt.Endpoint) + " Versions"},
 			Description: "Trigger an asynchronous task to delete a repository version.", Params: []openapi.Param{numberParam},
 			Responses: map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.deleteVersion(rt)},
-	})
+	}); err != nil {
+		return err
+	}
+	if len(rt.RemoteTypes) == 0 {
+		return nil
+	}
+	syncSchema := s.spec.Component(name+"RepositorySyncURL", extend(s.requestSchema(syncBody{}), rt.SyncOptions, false))
+	return s.route("POST", one+"sync/", openapi.Operation{ID: id("sync"), Summary: "Sync from a remote", Tags: tags,
+		Description: "Trigger an asynchronous task to sync content: the new repository version holds what the remote offers (mirror), or that and the current content.",
+		Body:        body(syncSchema),
+		Responses:   map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.syncRepository(rt))
 }
 
 // requestSchema is an inline schema of v without its read-only fields.
@@ -409,12 +419,7 @@ func (s *Server) modifyRepository(rt RepositoryType) handlerFunc {
 			return err
 		}
 		repoHref := s.types.repoHref(rt.PulpType, repo.ID)
-		args := coretask.ModifyArgs{Repository: repo.ID, RepoHref: repoHref, ContentTypes: rt.ContentTypes, RepoKeys: map[string][]string{}}
-		for _, ct := range rt.ContentTypes {
-			if c, ok := s.types.contents[ct]; ok && len(c.RepoKeyFields) > 0 {
-				args.RepoKeys[ct] = c.RepoKeyFields
-			}
-		}
+		args := coretask.ModifyArgs{Repository: repo.ID, RepoHref: repoHref, ContentTypes: rt.ContentTypes, RepoKeys: s.repoKeys(rt)}
 		fe := fieldErrors{}
 		parse := func(field string, hrefs []string, allowStar bool) []uuid.UUID {
 			var ids []uuid.UUID

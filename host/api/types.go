@@ -36,6 +36,10 @@ type RepositoryType struct {
 	ContentTypes []string
 	// Fields are plugin fields beyond Pulp's repository fields.
 	Fields []Field
+	// RemoteTypes are the remote types it syncs from; none means no sync/.
+	RemoteTypes []string
+	// SyncOptions are the plugin's own sync/ parameters beyond remote and mirror.
+	SyncOptions []Field
 }
 
 // ContentType is a content/<plugin>/<endpoint>/ family.
