@@ -21,6 +21,7 @@ import (
 	"github.com/pulpo/pulpo/host/coretask"
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/pgcluster"
+	"github.com/pulpo/pulpo/host/stages"
 	"github.com/pulpo/pulpo/host/storage/fs"
 	"github.com/pulpo/pulpo/host/tasks"
 )
@@ -92,6 +93,13 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 
 	reg := tasks.NewRegistry()
 	coretask.Register(reg, coretask.Deps{DB: d, Storage: store, Artifacts: arts, OrphanProtection: cfg.OrphanProtectionTime})
+	syncer := &stages.Syncer{DB: d, Artifacts: arts, TempDir: cfg.WorkDir(), Log: log,
+		Plugin: func(name string) (stages.FirstStager, bool) {
+			p, ok := plugins.Plugin(name)
+			return p, ok
+		},
+		Downloader: newDownloader(cfg, log), Types: contentTypeInfo(plugins.Plugins())}
+	syncer.Register(reg)
 	serveHTTP := cmd == config.Serve && cfg.API
 	// Roles are registered only for what this process serves: status/
 	// reports them as online apps.

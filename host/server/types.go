@@ -33,7 +33,7 @@ func apiTypes(plugins []*plugin.Plugin) api.Types {
 		for _, rt := range d.RepositoryTypes {
 			pl, typ := split(rt.Name)
 			t.Repositories = append(t.Repositories, api.RepositoryType{Plugin: pl, Endpoint: typ, PulpType: rt.Name,
-				ContentTypes: rt.ContentTypes, Fields: fields(rt.Fields)})
+				ContentTypes: rt.ContentTypes, Fields: fields(rt.Fields), RemoteTypes: rt.RemoteTypes, SyncOptions: fields(d.SyncOptions)})
 		}
 		for _, rt := range d.RemoteTypes {
 			pl, typ := split(rt.Name)

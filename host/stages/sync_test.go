@@ -117,7 +117,9 @@ func setup(t *testing.T) *env {
 	e := &env{t: t, db: d, up: &upstream{files: map[string][]byte{}}}
 	syncer := &stages.Syncer{DB: d, Artifacts: &artifact.Store{DB: d, Storage: st, TempDir: work, Checksums: digest.DefaultAllowed},
 		TempDir: work, Log: log,
-		Plugin:     func(string) (stages.FirstStager, bool) { return firstStage(func(r abi.SyncRequest) ([]abi.DeclarativeContent, error) { return e.plug(r) }), true },
+		Plugin: func(string) (stages.FirstStager, bool) {
+			return firstStage(func(r abi.SyncRequest) ([]abi.DeclarativeContent, error) { return e.plug(r) }), true
+		},
 		Downloader: func(db.Remote) (stages.Downloader, error) { return e.up, nil },
 		Types:      map[string]stages.TypeInfo{"t.file": {NaturalKey: []string{"path", "sha256"}}, "t.tag": {NaturalKey: []string{"name"}}},
 	}
@@ -295,7 +297,9 @@ func TestFailedSyncLeavesNoVersion(t *testing.T) {
 		t.Fatalf("%d incomplete versions", incomplete)
 	}
 	// The first stage failing is reported too.
-	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return nil, fmt.Errorf("manifest line 3: bad digest") }
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) {
+		return nil, fmt.Errorf("manifest line 3: bad digest")
+	}
 	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "manifest line 3") {
 		t.Fatalf("first stage error: %s %s", task.State, task.Error)
 	}

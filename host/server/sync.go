@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/pulpo/pulpo/host/config"
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/download"
+	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/stages"
+)
+
+// remoteDownloader adapts a remote's download.Downloader to the stages.
+type remoteDownloader struct {
+	d    *download.Downloader
+	conc int
+}
+
+func (r remoteDownloader) Download(ctx context.Context, url string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
+	path, res, err := r.d.FetchToFile(ctx, download.Request{URL: url, Expected: download.Expect{Size: size, Digests: digests}}, dir)
+	return path, res.Size, res.Digests, err
+}
+
+func (r remoteDownloader) Stream(ctx context.Context, url string, header map[string]string, w io.Writer) (int, http.Header, error) {
+	h := http.Header{}
+	for k, v := range header {
+		h.Set(k, v)
+	}
+	res, err := r.d.Fetch(ctx, download.Request{URL: url, Header: h}, w)
+	return res.Status, res.Header, err
+}
+
+func (r remoteDownloader) Concurrency() int { return r.conc }
+
+// newDownloader builds the downloader of a remote from its stored settings.
+func newDownloader(cfg config.Config, log *slog.Logger) func(db.Remote) (stages.Downloader, error) {
+	return func(rm db.Remote) (stages.Downloader, error) {
+		secs := func(f *float64) time.Duration {
+			if f == nil {
+				return 0
+			}
+			return time.Duration(*f * float64(time.Second))
+		}
+		str := func(s *string) string {
+			if s == nil {
+				return ""
+			}
+			return *s
+		}
+		dc := download.Config{
+			URL: rm.URL, CACert: str(rm.CACert), ClientCert: str(rm.ClientCert), ClientKey: str(rm.ClientKey),
+			TLSValidation: rm.TLSValidation, ProxyURL: str(rm.ProxyURL), ProxyUsername: str(rm.ProxyUsername),
+			ProxyPassword: str(rm.ProxyPassword), Username: str(rm.Username), Password: str(rm.Password),
+			Headers: rm.Headers, MaxRetries: rm.MaxRetries,
+			TotalTimeout: secs(rm.TotalTimeout), ConnectTimeout: secs(rm.ConnectTimeout),
+			SockConnectTimeout: secs(rm.SockConnectTimeout), SockReadTimeout: secs(rm.SockReadTimeout),
+			UserAgent: "pulpo/" + Version,
+		}
+		if rm.DownloadConcurrency != nil {
+			dc.DownloadConcurrency = *rm.DownloadConcurrency
+		}
+		if rm.RateLimit != nil {
+			dc.RateLimit = *rm.RateLimit
+		}
+		d, err := download.New(dc, download.WithLogger(log), download.WithChecksums(cfg.AllowedChecksums...))
+		if err != nil {
+			return nil, err
+		}
+		conc := dc.DownloadConcurrency
+		if conc <= 0 {
+			conc = download.DefaultDownloadConcurrency
+		}
+		return remoteDownloader{d: d, conc: conc}, nil
+	}
+}
+
+// contentTypeInfo gives the stages every declared content type's natural key.
+func contentTypeInfo(plugins []*plugin.Plugin) map[string]stages.TypeInfo {
+	out := map[string]stages.TypeInfo{}
+	for _, p := range plugins {
+		for _, ct := range p.Describe().ContentTypes {
+			out[ct.Name] = stages.TypeInfo{NaturalKey: ct.NaturalKey}
+		}
+	}
+	return out
+}
