@@ -335,7 +335,7 @@ func (s *Server) repoInput(r *http.Request, o object, rt RepositoryType, repo *d
 			fe.add("remote", "Invalid hyperlink - Object does not exist.")
 		case err != nil:
 			return err
-		case typ != rt.PulpType:
+		case !contains(rt.RemoteTypes, typ) && typ != rt.PulpType:
 			fe.add("remote", "Type for Remote '%s' does not match Repository type %s.", typ, rt.PulpType)
 		default:
 			repo.RemoteID = &ref.ID

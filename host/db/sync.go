@@ -140,3 +140,28 @@ func (d *DB) RelationsFrom(ctx context.Context, from []uuid.UUID) ([]Relation, e
 		return rel, r.Scan(&rel.From, &rel.Name, &rel.To, &rel.Fields)
 	})
 }
+
+// StoredArtifactsByKeys maps natural key -> relative path -> artifact id for
+// stored content of a type whose artifacts were downloaded.
+func (d *DB) StoredArtifactsByKeys(ctx context.Context, pulpType string, keys []string) (map[string]map[string]uuid.UUID, error) {
+	rows, err := d.pool.Query(ctx, `SELECT c.natural_key, ca.relative_path, ca.artifact_id FROM contents c
+		JOIN content_artifacts ca ON ca.content_id = c.id
+		WHERE c.pulp_type = $1 AND c.natural_key = ANY($2) AND ca.artifact_id IS NOT NULL`, pulpType, keys)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]uuid.UUID{}
+	for rows.Next() {
+		var key, path string
+		var id uuid.UUID
+		if err := rows.Scan(&key, &path, &id); err != nil {
+			return nil, err
+		}
+		if out[key] == nil {
+			out[key] = map[string]uuid.UUID{}
+		}
+		out[key][path] = id
+	}
+	return out, translate(rows.Err())
+}

@@ -53,6 +53,7 @@ type Pipeline struct {
 
 // unit is one declarative content unit moving through the stages.
 type unit struct {
+	seq       int64 // emit order, restored after the download pool
 	dc        abi.DeclarativeContent
 	key       string
 	artifacts []*uuid.UUID // stored artifact per dc.Artifacts entry, nil until known
@@ -64,6 +65,8 @@ type Run struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	in       chan *unit
+	window   chan struct{} // bounds units between the query stage and the reorder
+	seq      int64         // next emit sequence number (query stage only)
 	wg       sync.WaitGroup
 	once     sync.Once
 	errMu    sync.Mutex
@@ -78,7 +81,7 @@ func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
 		p.BatchSize = 500
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &Run{p: p, ctx: rctx, cancel: cancel, in: make(chan *unit, p.BatchSize)}
+	r := &Run{p: p, ctx: rctx, cancel: cancel, in: make(chan *unit, p.BatchSize), window: make(chan struct{}, 2*p.BatchSize)}
 	var err error
 	if r.download, err = p.Task.Progress(ctx, "sync.downloading.artifacts", "Downloading Artifacts", -1); err != nil {
 		return nil, err
@@ -87,16 +90,18 @@ func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
 		return nil, err
 	}
 	queried := make(chan *unit, p.BatchSize)
-	downloaded := make(chan *unit, p.BatchSize)
+	fetched := make(chan *unit, p.BatchSize)
+	ordered := make(chan *unit, p.BatchSize)
 	r.stage(func() error { defer close(queried); return r.queryArtifacts(r.in, queried) })
 	workers := max(p.Downloader.Concurrency(), 1)
 	var dwg sync.WaitGroup
 	for range workers {
 		dwg.Add(1)
-		r.stage(func() error { defer dwg.Done(); return r.downloadArtifacts(queried, downloaded) })
+		r.stage(func() error { defer dwg.Done(); return r.downloadArtifacts(queried, fetched) })
 	}
-	r.stage(func() error { dwg.Wait(); close(downloaded); return nil })
-	r.stage(func() error { return r.save(downloaded) })
+	r.stage(func() error { dwg.Wait(); close(fetched); return nil })
+	r.stage(func() error { defer close(ordered); return r.reorder(fetched, ordered) })
+	r.stage(func() error { return r.save(ordered) })
 	return r, nil
 }
 
@@ -235,16 +240,72 @@ func (r *Run) queryArtifacts(in <-chan *unit, out chan<- *unit) error {
 		if err != nil {
 			return fmt.Errorf("query artifacts: %w", err)
 		}
+		// Units without known digests: a stored unit with the same natural
+		// key is the same unit, so its downloaded artifacts serve again.
+		byType := map[string][]string{}
 		for _, u := range b {
 			for i, a := range u.dc.Artifacts {
 				if art, ok := found[a.SHA256]; ok && a.SHA256 != "" {
 					id := art.ID
 					u.artifacts[i] = &id
+				} else if a.SHA256 == "" {
+					byType[u.dc.Type] = append(byType[u.dc.Type], u.key)
 				}
+			}
+		}
+		stored := map[string]map[string]map[string]uuid.UUID{}
+		for typ, keys := range byType {
+			if stored[typ], err = r.p.DB.StoredArtifactsByKeys(r.ctx, typ, keys); err != nil {
+				return fmt.Errorf("query stored artifacts: %w", err)
+			}
+		}
+		for _, u := range b {
+			for i, a := range u.dc.Artifacts {
+				if id, ok := stored[u.dc.Type][u.key][a.RelativePath]; ok && u.artifacts[i] == nil {
+					u.artifacts[i] = &id
+				}
+			}
+			u.seq = r.seq
+			r.seq++
+			select {
+			case r.window <- struct{}{}:
+			case <-r.ctx.Done():
+				return context.Cause(r.ctx)
 			}
 			if err := r.send(out, u); err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// reorder restores emit order after the download pool, so that a unit is
+// saved after the units emitted before it (relation targets among them).
+// The window the query stage fills bounds how many units can wait here.
+func (r *Run) reorder(in <-chan *unit, out chan<- *unit) error {
+	pending := map[int64]*unit{}
+	var next int64
+	for {
+		select {
+		case u, ok := <-in:
+			if !ok {
+				return nil
+			}
+			pending[u.seq] = u
+			for {
+				v, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				next++
+				<-r.window
+				if err := r.send(out, v); err != nil {
+					return err
+				}
+			}
+		case <-r.ctx.Done():
+			return context.Cause(r.ctx)
 		}
 	}
 }

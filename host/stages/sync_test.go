@@ -37,6 +37,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type upstream struct {
 	mu        sync.Mutex
 	files     map[string][]byte
+	slow      map[string]time.Duration
 	downloads atomic.Int64
 }
 
@@ -57,6 +58,10 @@ func (u *upstream) Download(ctx context.Context, url string, size int64, digests
 	if err != nil {
 		return "", 0, nil, err
 	}
+	u.mu.Lock()
+	delay := u.slow[url]
+	u.mu.Unlock()
+	time.Sleep(delay)
 	u.downloads.Add(1)
 	f, err := os.CreateTemp(dir, "dl-*")
 	if err != nil {
@@ -371,5 +376,25 @@ func TestConcurrentSyncsShareContent(t *testing.T) {
 	arts, _ := e.db.ListArtifacts(t.Context(), db.ListParams{Limit: 1})
 	if contents.Count != 200 || arts.Count != 200 {
 		t.Fatalf("%d contents, %d artifacts after two syncs of the same 200 units", contents.Count, arts.Count)
+	}
+}
+
+// TestRelationTargetDownloadedSlowly emits a unit whose download is slow and
+// then a unit relating to it: concurrent downloads must not let the second
+// overtake the first on its way to being saved.
+func TestRelationTargetDownloadedSlowly(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	files := e.files("slow", 1, false)
+	e.up.slow = map[string]time.Duration{"http://up/slow/0.txt": 300 * time.Millisecond}
+	var target map[string]string
+	json.Unmarshal(files[0].Fields, &target)
+	key, _ := json.Marshal(target)
+	tag := abi.DeclarativeContent{Type: "t.tag", Fields: json.RawMessage(`{"name":"points-at-slow"}`),
+		Relations: []abi.Relation{{Name: "file", To: abi.ContentRef{Type: "t.file", Key: key}}}}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return append(files, tag), nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
 	}
 }
