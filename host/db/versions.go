@@ -130,10 +130,14 @@ func (d *DB) AddContent(ctx context.Context, repo uuid.UUID, n int, ids []uuid.U
 			WHERE repository_id = $1 AND version_removed = $2 AND content_id = ANY($3)`, repo, n, ids); err != nil {
 			return translate(err)
 		}
+		// LATERAL ... LIMIT 1 keeps the presence check an index probe per id:
+		// as NOT EXISTS the planner may hash-anti-join the repository's whole
+		// membership for every batch, which made a sync quadratic.
 		_, err := tx.Exec(ctx, `INSERT INTO repository_content (repository_id, content_id, version_added)
 			SELECT $1, i.id, $2 FROM (SELECT DISTINCT unnest($3::uuid[]) AS id) i
-			WHERE NOT EXISTS (SELECT 1 FROM repository_content rc
-				WHERE rc.repository_id = $1 AND rc.content_id = i.id AND rc.version_removed IS NULL)
+			LEFT JOIN LATERAL (SELECT 1 AS hit FROM repository_content rc
+				WHERE rc.repository_id = $1 AND rc.content_id = i.id AND rc.version_removed IS NULL LIMIT 1) p ON true
+			WHERE p.hit IS NULL
 			ON CONFLICT DO NOTHING`, repo, n, ids)
 		return translate(err)
 	})
