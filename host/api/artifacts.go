@@ -67,7 +67,7 @@ func (s *Server) artifactRoutes() error {
 	return s.routes([]routeDef{
 		{"GET", list, openapi.Operation{ID: "artifacts_list", Summary: "List artifacts", Tags: []string{"Artifacts"},
 			Params:    listParams(artifactFilters, artifactOrdering),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: errResp}}, s.listArtifacts},
+			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: errResp}}, listOf(artifactFilters, artifactOrdering, "", s.DB.ListArtifacts, renderArtifact)},
 		{"POST", list, openapi.Operation{ID: "artifacts_create", Summary: "Create an artifact", Tags: []string{"Artifacts"},
 			Description: "Upload a file as an artifact. Given checksums and size are verified; nothing is stored when they do not match.",
 			Body:        &openapi.Body{Required: true, Content: map[string]*openapi.Schema{"multipart/form-data": s.spec.RequestOf("ArtifactUpload", artifactUpload{})}},
@@ -79,18 +79,6 @@ func (s *Server) artifactRoutes() error {
 			Description: "Delete an artifact that no content uses.",
 			Responses:   map[int]openapi.Response{204: {Description: "No content"}, 409: s.spec.ErrorResponse("The artifact is in use")}}, s.deleteArtifact},
 	})
-}
-
-func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) error {
-	lq, err := parseList(r, artifactFilters, artifactOrdering)
-	if err != nil {
-		return err
-	}
-	p, err := s.DB.ListArtifacts(r.Context(), lq.ListParams)
-	if err != nil {
-		return err
-	}
-	return writePage(w, r, lq, p.Count, p.Items, renderArtifact)
 }
 
 func (s *Server) readArtifact(w http.ResponseWriter, r *http.Request) error {

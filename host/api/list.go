@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -86,6 +87,34 @@ func commonFilters() []filter {
 	return []filter{
 		{Param: "pulp_id__in", Field: "pulp_id", Op: "in", Kind: kStrings, Doc: "Multiple values may be separated by commas."},
 		{Param: "pulp_href__in", Field: "pulp_id", Op: "in", Kind: kHrefs, Doc: "Multiple values may be separated by commas."},
+	}
+}
+
+// typeFilters are the pulp_type filters of lists spanning several types.
+func typeFilters() []filter {
+	return []filter{
+		{Param: "pulp_type", Field: "pulp_type", Kind: kString, Doc: "Pulp type"},
+		{Param: "pulp_type__in", Field: "pulp_type", Op: "in", Kind: kStrings, Doc: "Pulp type is in"},
+	}
+}
+
+// listOf serves a list endpoint: it parses the declared filters, narrows
+// the list to pulpType when one is given, fetches a page and renders it.
+func listOf[T any](filters []filter, ordering []string, pulpType string,
+	fetch func(context.Context, db.ListParams) (db.Page[T], error), render func(T) any) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		lq, err := parseList(r, filters, ordering)
+		if err != nil {
+			return err
+		}
+		if pulpType != "" {
+			lq.Filters = append(lq.Filters, db.Filter{Field: "pulp_type", Value: pulpType})
+		}
+		p, err := fetch(r.Context(), lq.ListParams)
+		if err != nil {
+			return err
+		}
+		return writePage(w, r, lq, p.Count, p.Items, render)
 	}
 }
 

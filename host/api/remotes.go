@@ -96,6 +96,8 @@ func (s *Server) remoteHrefOf(pulpType string, id uuid.UUID) string {
 	return href.Typed(href.Remotes, p, e, id)
 }
 
+func (s *Server) renderRemoteAny(rm db.Remote) any { return s.renderRemote(rm) }
+
 // renderRemote flattens the core and plugin fields into one object. It reads
 // no secret: those are only reported in hidden_fields.
 func (s *Server) renderRemote(rm db.Remote) map[string]any {
@@ -226,11 +228,9 @@ func (s *Server) remoteRoutes() error {
 	}
 	generic = s.spec.Component("Remote", generic)
 	if err := s.route("GET", href.APIRoot+"remotes/", openapi.Operation{ID: "remotes_list", Summary: "List remotes",
-		Tags: []string{"Remotes"}, Params: listParams(append(remoteFilters,
-			filter{Param: "pulp_type", Field: "pulp_type", Kind: kString, Doc: "Pulp type"},
-			filter{Param: "pulp_type__in", Field: "pulp_type", Op: "in", Kind: kStrings, Doc: "Pulp type is in"}), remoteOrdering),
+		Tags: []string{"Remotes"}, Params: listParams(append(remoteFilters, typeFilters()...), remoteOrdering),
 		Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(generic)}, 400: s.spec.ErrorResponse("Bad request")},
-	}, s.listAllRemotes); err != nil {
+	}, listOf(append(remoteFilters, typeFilters()...), remoteOrdering, "", s.DB.ListRemotes, s.renderRemoteAny)); err != nil {
 		return err
 	}
 	for _, rt := range s.Types.Remotes {
@@ -258,7 +258,7 @@ func (s *Server) typedRemoteRoutes(rt RemoteType) error {
 		h            handlerFunc
 	}{
 		{"GET", prefix, openapi.Operation{ID: id("list"), Summary: "List " + rt.PulpType + " remotes", Tags: tags, Params: listParams(remoteFilters, remoteOrdering),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, s.listRemotes(rt)},
+			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, listOf(remoteFilters, remoteOrdering, rt.PulpType, s.DB.ListRemotes, s.renderRemoteAny)},
 		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " remote", Tags: tags, Body: body(reqSchema),
 			Responses: map[int]openapi.Response{201: {Description: "Created", Schema: respSchema}, 400: bad}}, s.createRemote(rt)},
 		{"GET", one, openapi.Operation{ID: id("read"), Summary: "Inspect a " + rt.PulpType + " remote", Tags: tags, Params: selectionParams(),
@@ -278,36 +278,6 @@ func (s *Server) typedRemoteRoutes(rt RemoteType) error {
 		}
 	}
 	return nil
-}
-
-func (s *Server) listAllRemotes(w http.ResponseWriter, r *http.Request) error {
-	filters := append(remoteFilters,
-		filter{Param: "pulp_type", Field: "pulp_type", Kind: kString},
-		filter{Param: "pulp_type__in", Field: "pulp_type", Op: "in", Kind: kStrings})
-	lq, err := parseList(r, filters, remoteOrdering)
-	if err != nil {
-		return err
-	}
-	p, err := s.DB.ListRemotes(r.Context(), lq.ListParams)
-	if err != nil {
-		return err
-	}
-	return writePage(w, r, lq, p.Count, p.Items, func(x db.Remote) any { return s.renderRemote(x) })
-}
-
-func (s *Server) listRemotes(rt RemoteType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		lq, err := parseList(r, remoteFilters, remoteOrdering)
-		if err != nil {
-			return err
-		}
-		lq.Filters = append(lq.Filters, db.Filter{Field: "pulp_type", Value: rt.PulpType})
-		p, err := s.DB.ListRemotes(r.Context(), lq.ListParams)
-		if err != nil {
-			return err
-		}
-		return writePage(w, r, lq, p.Count, p.Items, func(x db.Remote) any { return s.renderRemote(x) })
-	}
 }
 
 // remoteFromPath loads the remote of the path, which must be of type rt.

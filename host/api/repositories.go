@@ -104,6 +104,8 @@ func (s *Server) renderRepository(r db.Repository) map[string]any {
 	return out
 }
 
+func (s *Server) renderRepositoryAny(r db.Repository) any { return s.renderRepository(r) }
+
 func (s *Server) renderVersion(ctx context.Context, repoHref string, v db.RepositoryVersion) versionResponse {
 	vh := href.Version(repoHref, v.Number)
 	out := versionResponse{
@@ -136,11 +138,9 @@ func (s *Server) renderVersion(ctx context.Context, repoHref string, v db.Reposi
 func (s *Server) repositoryRoutes() error {
 	generic := s.spec.Component("Repository", openapi.SchemaOf(repositoryBody{}))
 	if err := s.route("GET", href.APIRoot+"repositories/", openapi.Operation{ID: "repositories_list", Summary: "List repositories",
-		Tags: []string{"Repositories"}, Params: listParams(append(repoFilters,
-			filter{Param: "pulp_type", Field: "pulp_type", Kind: kString, Doc: "Pulp type"},
-			filter{Param: "pulp_type__in", Field: "pulp_type", Op: "in", Kind: kStrings, Doc: "Pulp type is in"}), repoOrdering),
+		Tags: []string{"Repositories"}, Params: listParams(append(repoFilters, typeFilters()...), repoOrdering),
 		Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(generic)}, 400: s.spec.ErrorResponse("Bad request")},
-	}, s.listAllRepositories); err != nil {
+	}, listOf(append(repoFilters, typeFilters()...), repoOrdering, "", s.DB.ListRepositories, s.renderRepositoryAny)); err != nil {
 		return err
 	}
 	for _, rt := range s.Types.Repositories {
@@ -177,7 +177,7 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 	numberParam := openapi.Param{Name: "number", In: "path", Required: true, Schema: &openapi.Schema{Type: "integer"}}
 	if err := s.routes([]routeDef{
 		{"GET", prefix, openapi.Operation{ID: id("list"), Summary: "List " + rt.PulpType + " repositories", Tags: tags, Params: listParams(repoFilters, repoOrdering),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, s.listRepositories(rt)},
+			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, listOf(repoFilters, repoOrdering, rt.PulpType, s.DB.ListRepositories, s.renderRepositoryAny)},
 		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " repository", Tags: tags, Body: body(reqSchema),
 			Responses: map[int]openapi.Response{201: {Description: "Created", Schema: respSchema}, 400: bad}}, s.createRepository(rt)},
 		{"GET", one, openapi.Operation{ID: id("read"), Summary: "Inspect a " + rt.PulpType + " repository", Tags: tags, Params: selectionParams(),
@@ -234,36 +234,6 @@ func (s *Server) requestSchema(v any) *openapi.Schema {
 		}
 	}
 	return &out
-}
-
-func (s *Server) listAllRepositories(w http.ResponseWriter, r *http.Request) error {
-	filters := append(repoFilters,
-		filter{Param: "pulp_type", Field: "pulp_type", Kind: kString},
-		filter{Param: "pulp_type__in", Field: "pulp_type", Op: "in", Kind: kStrings})
-	lq, err := parseList(r, filters, repoOrdering)
-	if err != nil {
-		return err
-	}
-	p, err := s.DB.ListRepositories(r.Context(), lq.ListParams)
-	if err != nil {
-		return err
-	}
-	return writePage(w, r, lq, p.Count, p.Items, func(x db.Repository) any { return s.renderRepository(x) })
-}
-
-func (s *Server) listRepositories(rt RepositoryType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		lq, err := parseList(r, repoFilters, repoOrdering)
-		if err != nil {
-			return err
-		}
-		lq.Filters = append(lq.Filters, db.Filter{Field: "pulp_type", Value: rt.PulpType})
-		p, err := s.DB.ListRepositories(r.Context(), lq.ListParams)
-		if err != nil {
-			return err
-		}
-		return writePage(w, r, lq, p.Count, p.Items, func(x db.Repository) any { return s.renderRepository(x) })
-	}
 }
 
 // repoFromPath loads the repository of the path, which must be of type rt.

@@ -83,7 +83,7 @@ func (s *Server) uploadRoutes() error {
 	tag := []string{"Uploads"}
 	return s.routes([]routeDef{
 		{"GET", list, openapi.Operation{ID: "uploads_list", Summary: "List uploads", Tags: tag, Params: listParams(uploadFilters, uploadOrdering),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: bad}}, s.listUploads},
+			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(schema)}, 400: bad}}, listOf(uploadFilters, uploadOrdering, "", s.DB.ListUploads, func(u db.Upload) any { return renderUpload(u) })},
 		{"POST", list, openapi.Operation{ID: "uploads_create", Summary: "Create an upload", Tags: tag,
 			Body:      json(s.spec.RequestOf("UploadCreate", uploadCreate{})),
 			Responses: map[int]openapi.Response{201: {Description: "Created", Schema: schema}, 400: bad}}, s.createUpload},
@@ -101,18 +101,6 @@ func (s *Server) uploadRoutes() error {
 			Tags:        tag, Body: json(s.spec.RequestOf("UploadCommit", uploadCommit{})),
 			Responses: map[int]openapi.Response{202: {Description: "Accepted", Schema: s.spec.AsyncOperation()}, 400: bad, 404: notFound}}, s.commitUpload},
 	})
-}
-
-func (s *Server) listUploads(w http.ResponseWriter, r *http.Request) error {
-	lq, err := parseList(r, uploadFilters, uploadOrdering)
-	if err != nil {
-		return err
-	}
-	p, err := s.DB.ListUploads(r.Context(), lq.ListParams)
-	if err != nil {
-		return err
-	}
-	return writePage(w, r, lq, p.Count, p.Items, func(u db.Upload) any { return renderUpload(u) })
 }
 
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) error {
