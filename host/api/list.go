@@ -118,6 +118,37 @@ func listOf[T any](filters []filter, ordering []string, pulpType string,
 	}
 }
 
+// uniqueName answers 400 when another object listed by list has name.
+func uniqueName[T any](r *http.Request, list func(context.Context, db.ListParams) (db.Page[T], error),
+	idOf func(T) uuid.UUID, name string, self uuid.UUID) error {
+	p, err := list(r.Context(), db.ListParams{Filters: []db.Filter{{Field: "name", Value: name}}, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(p.Items) > 0 && idOf(p.Items[0]) != self {
+		return fieldError("name", "This field must be unique.")
+	}
+	return nil
+}
+
+// typedFromPath loads the object named by the path's pulp_id; an object of
+// another pulp_type does not exist at this path.
+func typedFromPath[T any](r *http.Request, get func(context.Context, uuid.UUID) (T, error), typeOf func(T) string, want string) (T, error) {
+	var zero T
+	id, err := pathID(r)
+	if err != nil {
+		return zero, err
+	}
+	v, err := get(r.Context(), id)
+	if err != nil {
+		return zero, err
+	}
+	if typeOf(v) != want {
+		return zero, errNotFound
+	}
+	return v, nil
+}
+
 // listQuery is a parsed list request.
 type listQuery struct {
 	db.ListParams

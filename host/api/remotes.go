@@ -282,18 +282,7 @@ func (s *Server) typedRemoteRoutes(rt RemoteType) error {
 
 // remoteFromPath loads the remote of the path, which must be of type rt.
 func (s *Server) remoteFromPath(r *http.Request, rt RemoteType) (db.Remote, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return db.Remote{}, err
-	}
-	rm, err := s.DB.GetRemote(r.Context(), id)
-	if err != nil {
-		return db.Remote{}, err
-	}
-	if rm.PulpType != rt.PulpType {
-		return db.Remote{}, errNotFound
-	}
-	return rm, nil
+	return typedFromPath(r, s.DB.GetRemote, func(x db.Remote) string { return x.PulpType }, rt.PulpType)
 }
 
 func (s *Server) readRemote(rt RemoteType) handlerFunc {
@@ -551,14 +540,7 @@ func remoteHeaders(o object, fe fieldErrors, name string) ([]map[string]string, 
 
 // uniqueRemoteName reports a taken name the way Pulp's UniqueValidator does.
 func (s *Server) uniqueRemoteName(r *http.Request, name string, self uuid.UUID) error {
-	p, err := s.DB.ListRemotes(r.Context(), db.ListParams{Filters: []db.Filter{{Field: "name", Value: name}}, Limit: 1})
-	if err != nil {
-		return err
-	}
-	if len(p.Items) > 0 && p.Items[0].ID != self {
-		return fieldError("name", "This field must be unique.")
-	}
-	return nil
+	return uniqueName(r, s.DB.ListRemotes, func(x db.Remote) uuid.UUID { return x.ID }, name, self)
 }
 
 func (s *Server) createRemote(rt RemoteType) handlerFunc {

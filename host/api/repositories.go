@@ -238,18 +238,7 @@ func (s *Server) requestSchema(v any) *openapi.Schema {
 
 // repoFromPath loads the repository of the path, which must be of type rt.
 func (s *Server) repoFromPath(r *http.Request, rt RepositoryType) (db.Repository, error) {
-	id, err := pathID(r)
-	if err != nil {
-		return db.Repository{}, err
-	}
-	repo, err := s.DB.GetRepository(r.Context(), id)
-	if err != nil {
-		return repo, err
-	}
-	if repo.PulpType != rt.PulpType {
-		return repo, errNotFound
-	}
-	return repo, nil
+	return typedFromPath(r, s.DB.GetRepository, func(x db.Repository) string { return x.PulpType }, rt.PulpType)
 }
 
 func (s *Server) readRepository(rt RepositoryType) handlerFunc {
