@@ -583,6 +583,9 @@ func TestRepositoryLifecycle(t *testing.T) {
 	}
 	// Lists, filters and field selection.
 	e.json("POST", repos, map[string]any{"name": "other", "pulp_labels": map[string]string{"env": "prod"}}, 201)
+	if b := e.json("PATCH", rh, map[string]any{"name": "other"}, 400); b["name"] == nil {
+		t.Fatalf("rename onto a taken name: %v", b)
+	}
 	for q, want := range map[string]float64{
 		"name=other": 1, "name__contains=renamed": 1, "name__in=other,r1-renamed": 2, "pulp_label_select=env=prod": 1,
 		"pulp_label_select=!env": 1, "name__startswith=r1": 1, "name__icontains=OTHER": 1,

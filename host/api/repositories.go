@@ -344,6 +344,9 @@ func (s *Server) updateRepository(rt RepositoryType, partial bool) handlerFunc {
 		if err := s.repoInput(r, o, rt, &repo, false, partial); err != nil {
 			return err
 		}
+		if err := uniqueName(r, s.DB.ListRepositories, func(x db.Repository) uuid.UUID { return x.ID }, repo.Name, repo.ID); err != nil {
+			return err
+		}
 		repoHref := s.types.repoHref(rt.PulpType, repo.ID)
 		return s.dispatch(w, r, tasks.Spec{Name: coretask.UpdateRepository, Immediate: true, Exclusive: []string{repoHref},
 			Args: coretask.UpdateRepositoryArgs{Repository: repo.ID, Name: repo.Name, Description: repo.Description,
