@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -85,32 +84,3 @@ func jsonKind(k string) string {
 	}
 	return k
 }
-
-// Optional is a JSON field that distinguishes absent, null and a value, as
-// PATCH needs.
-type Optional[T any] struct {
-	Set   bool
-	Null  bool
-	Value T
-}
-
-// UnmarshalJSON records that the field was present.
-func (o *Optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
-	if string(b) == "null" {
-		o.Null = true
-		return nil
-	}
-	return json.Unmarshal(b, &o.Value)
-}
-
-// Ptr returns nil for absent or null, else a pointer to the value.
-func (o Optional[T]) Ptr() *T {
-	if !o.Set || o.Null {
-		return nil
-	}
-	v := o.Value
-	return &v
-}
-
-func (o Optional[T]) String() string { return fmt.Sprint(o.Value) }

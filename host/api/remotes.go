@@ -92,7 +92,7 @@ func (s *Server) remoteHrefOf(pulpType string, id uuid.UUID) string {
 	if rt, ok := s.remoteType(pulpType); ok {
 		return href.Typed(href.Remotes, rt.Plugin, rt.Endpoint, id)
 	}
-	p, e := segments(pulpType, nil)
+	p, e := segments(pulpType)
 	return href.Typed(href.Remotes, p, e, id)
 }
 

@@ -97,12 +97,9 @@ func indexTypes(t Types) (typeIndex, error) {
 	return idx, nil
 }
 
-// segments returns the plugin and endpoint of a pulp_type in a family; a
-// type no loaded plugin declares keeps an href derived from its name.
-func segments(pulpType string, known map[string][2]string) (string, string) {
-	if s, ok := known[pulpType]; ok {
-		return s[0], s[1]
-	}
+// segments derives a plugin and endpoint from a pulp_type no loaded plugin
+// declares, so such objects still get an href.
+func segments(pulpType string) (string, string) {
 	p, e, _ := strings.Cut(pulpType, ".")
 	return p, e
 }
@@ -111,7 +108,7 @@ func (x typeIndex) repoHref(pulpType string, id uuid.UUID) string {
 	r, ok := x.repos[pulpType]
 	p, e := r.Plugin, r.Endpoint
 	if !ok {
-		p, e = segments(pulpType, nil)
+		p, e = segments(pulpType)
 	}
 	return href.Typed(href.Repositories, p, e, id)
 }
@@ -124,7 +121,7 @@ func (x typeIndex) contentListPath(pulpType string) string {
 	c, ok := x.contents[pulpType]
 	p, e := c.Plugin, c.Endpoint
 	if !ok {
-		p, e = segments(pulpType, nil)
+		p, e = segments(pulpType)
 	}
 	return href.APIRoot + href.Content + "/" + p + "/" + e + "/"
 }

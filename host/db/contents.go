@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func (d *DB) ListContents(ctx context.Context, p ListParams) (Page[Content], err
 				return Page[Content]{}, fmt.Errorf("%w: bad field %q", ErrBadFilter, name)
 			}
 			if spec.columns["fields."+name] == "" {
-				spec.columns = mapsClone(spec.columns)
+				spec.columns = maps.Clone(spec.columns)
 				spec.columns["fields."+name] = "(c.fields->>'" + name + "')"
 			}
 		}
@@ -231,14 +232,6 @@ func validFieldName(s string) bool {
 		}
 	}
 	return true
-}
-
-func mapsClone(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // versionPageOnly recognises a list of one complete version's content in

@@ -18,14 +18,6 @@ func taskIDFrom(ctx context.Context) (uuid.UUID, bool) {
 	return id, ok
 }
 
-// TaskIDFrom returns the id of the task running with ctx, for log records.
-func TaskIDFrom(ctx context.Context) string {
-	if id, ok := taskIDFrom(ctx); ok {
-		return id.String()
-	}
-	return ""
-}
-
 // WithRequestID tags ctx with the API request id; dispatched tasks record it
 // as their logging_cid.
 func WithRequestID(ctx context.Context, id string) context.Context {

@@ -36,6 +36,3 @@ func (r *Registry) Names() []string {
 	sort.Strings(out)
 	return out
 }
-
-// Has tells whether name is registered.
-func (r *Registry) Has(name string) bool { _, ok := r.funcs[name]; return ok }
