@@ -85,6 +85,7 @@ func (d *DB) DeleteOrphanArtifacts(ctx context.Context, protection time.Duration
 	rows, err := d.pool.Query(ctx, `DELETE FROM artifacts a WHERE a.id = ANY(ARRAY(
 			SELECT x.id FROM artifacts x
 			WHERE NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = x.id)
+			  AND NOT EXISTS (SELECT 1 FROM published_artifacts pa WHERE pa.artifact_id = x.id)
 			  AND x.timestamp_of_interest < now() - $1::interval
 			LIMIT $2 FOR UPDATE SKIP LOCKED))
 		RETURNING `+artifactColumns, protection, limit)
@@ -112,7 +113,8 @@ var artifactList = listSpec{
 				" WHERE ca.artifact_id = a.id AND rc.repository_id = " + r + " AND " + member(n) + ")", nil
 		},
 		"orphaned_for": func(f Filter, arg func(any) string) (string, error) {
-			return "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id) AND a.timestamp_of_interest < now() - " +
+			return "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id)" +
+				" AND NOT EXISTS (SELECT 1 FROM published_artifacts pa WHERE pa.artifact_id = a.id) AND a.timestamp_of_interest < now() - " +
 				arg(f.Value) + " * interval '1 minute'", nil
 		},
 	},

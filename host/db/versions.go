@@ -271,12 +271,15 @@ func computeSummary(ctx context.Context, q querier, repo uuid.UUID, n int) (Summ
 }
 
 // DiscardTaskVersions deletes the incomplete versions the given tasks were
-// building, undoing their membership changes.
+// building, undoing their membership changes, and their incomplete publications.
 func (d *DB) DiscardTaskVersions(ctx context.Context, tasks []uuid.UUID) error {
 	return d.inTx(ctx, func(tx pgx.Tx) error { return discardTaskVersions(ctx, tx, tasks) })
 }
 
 func discardTaskVersions(ctx context.Context, tx pgx.Tx, tasks []uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM publications WHERE task_id = ANY($1) AND NOT complete`, tasks); err != nil {
+		return translate(err)
+	}
 	rows, err := tx.Query(ctx, `SELECT repository_id, number FROM repository_versions
 		WHERE task_id = ANY($1) AND NOT complete`, tasks)
 	if err != nil {
