@@ -40,7 +40,13 @@ type Deps struct {
 	Artifacts *artifact.Store
 	// OrphanProtection is the default orphan_protection_time.
 	OrphanProtection time.Duration
+	// OnNewVersion runs after a task completed a new repository version.
+	OnNewVersion VersionHook
 }
+
+// VersionHook runs in the task that completed a new repository version, e.g.
+// to publish it; its error fails the task but leaves the version.
+type VersionHook func(ctx context.Context, t *tasks.Task, repo uuid.UUID, number int) error
 
 // Register adds every core task to reg.
 func Register(reg *tasks.Registry, d Deps) {
@@ -52,6 +58,10 @@ func Register(reg *tasks.Registry, d Deps) {
 	reg.Register(OrphanCleanup, d.orphanCleanup)
 	reg.Register(UpdateRemote, d.updateRemote)
 	reg.Register(DeleteRemote, d.deleteRemote)
+	reg.Register(CreateDistribution, d.createDistribution)
+	reg.Register(UpdateDistribution, d.updateDistribution)
+	reg.Register(DeleteDistribution, d.deleteDistribution)
+	reg.Register(CreateContent, d.createContent)
 }
 
 // ModifyArgs add and remove content in a new repository version.
@@ -89,13 +99,13 @@ func (d Deps) modify(ctx context.Context, t *tasks.Task) error {
 			return fmt.Errorf("add content: %w", err)
 		}
 	}
-	return FinishVersion(ctx, t, a.Repository, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys)
+	return FinishVersion(ctx, t, a.Repository, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys, d.OnNewVersion)
 }
 
 // FinishVersion validates and completes an incomplete version: repository
 // keys are enforced, content types checked, and the version is recorded as
 // created (or deleted when it changed nothing).
-func FinishVersion(ctx context.Context, t *tasks.Task, repo uuid.UUID, repoHref string, n int, allowed []string, repoKeys map[string][]string) error {
+func FinishVersion(ctx context.Context, t *tasks.Task, repo uuid.UUID, repoHref string, n int, allowed []string, repoKeys map[string][]string, onNew VersionHook) error {
 	d := t.DB()
 	types, err := d.VersionContentTypes(ctx, repo, n)
 	if err != nil {
@@ -115,8 +125,14 @@ func FinishVersion(ctx context.Context, t *tasks.Task, repo uuid.UUID, repoHref 
 	if err != nil {
 		return err
 	}
-	if v != nil {
-		return t.Created(ctx, href.Version(repoHref, v.Number))
+	if v == nil {
+		return nil
+	}
+	if err := t.Created(ctx, href.Version(repoHref, v.Number)); err != nil {
+		return err
+	}
+	if onNew != nil {
+		return onNew(ctx, t, repo, v.Number)
 	}
 	return nil
 }
@@ -141,30 +157,11 @@ func (d Deps) commitUpload(ctx context.Context, t *tasks.Task) error {
 	if err := t.Decode(&a); err != nil {
 		return err
 	}
-	u, err := d.DB.GetUpload(ctx, a.Upload)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", a.Upload, err)
-	}
-	chunks, err := d.DB.UploadChunks(ctx, a.Upload)
+	art, err := d.uploadToArtifact(ctx, t, a.Upload, a.SHA256)
 	if err != nil {
 		return err
 	}
-	art, _, err := d.Artifacts.Ingest(ctx, &chunkReader{ctx: ctx, st: d.Storage, chunks: chunks}, u.Size, map[string]string{"sha256": a.SHA256})
-	if err != nil {
-		return fmt.Errorf("commit upload: %w", err)
-	}
-	if err := t.Created(ctx, href.Flat(href.Artifacts, art.ID)); err != nil {
-		return err
-	}
-	if _, err := d.DB.DeleteUpload(ctx, a.Upload); err != nil && !errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	for _, c := range chunks {
-		if err := d.Storage.Delete(ctx, c.File); err != nil {
-			t.Logger().WarnContext(ctx, "delete upload chunk", "key", c.File, "err", err)
-		}
-	}
-	return nil
+	return t.Created(ctx, href.Flat(href.Artifacts, art.ID))
 }
 
 // chunkReader reads an upload's chunks in order, opening one at a time.
@@ -314,4 +311,60 @@ func (d Deps) orphanCleanup(ctx context.Context, t *tasks.Task) error {
 		}
 	}
 	return ap.Done(ctx)
+}
+
+// Distribution task names. Every distribution write locks the distributions
+// master resource, so base path and name checks see each other's results.
+const (
+	CreateDistribution = "core.create_distribution"
+	UpdateDistribution = "core.update_distribution"
+	DeleteDistribution = "core.delete_distribution"
+)
+
+// DistributionArgs carry a distribution validated by the API and its href.
+type DistributionArgs struct {
+	Distribution db.Distribution `json:"distribution"`
+	Href         string          `json:"href"`
+}
+
+func (d Deps) createDistribution(ctx context.Context, t *tasks.Task) error {
+	var a DistributionArgs
+	if err := t.Decode(&a); err != nil {
+		return err
+	}
+	if _, err := d.DB.CreateDistribution(ctx, a.Distribution); err != nil {
+		return distributionErr(err)
+	}
+	return t.Created(ctx, a.Href)
+}
+
+func (d Deps) updateDistribution(ctx context.Context, t *tasks.Task) error {
+	var a DistributionArgs
+	if err := t.Decode(&a); err != nil {
+		return err
+	}
+	_, err := d.DB.UpdateDistribution(ctx, a.Distribution)
+	return distributionErr(err)
+}
+
+func (d Deps) deleteDistribution(ctx context.Context, t *tasks.Task) error {
+	var a IDArgs
+	if err := t.Decode(&a); err != nil {
+		return err
+	}
+	return d.DB.DeleteDistribution(ctx, a.ID)
+}
+
+// distributionErr names the field a unique constraint refused.
+func distributionErr(err error) error {
+	var ce *db.ConstraintError
+	if errors.As(err, &ce) && errors.Is(err, db.ErrConflict) {
+		switch ce.Constraint {
+		case "distributions_base_path_key":
+			return fmt.Errorf("base_path: this base path is taken by another distribution: %w", err)
+		case "distributions_name_key":
+			return fmt.Errorf("name: this name is taken by another distribution: %w", err)
+		}
+	}
+	return err
 }

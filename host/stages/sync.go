@@ -38,6 +38,8 @@ type Syncer struct {
 	Downloader func(db.Remote) (Downloader, error)
 	// Types describes every content type, by pulp_type.
 	Types map[string]TypeInfo
+	// OnNewVersion runs after a sync completed a new version (autopublish).
+	OnNewVersion coretask.VersionHook
 }
 
 // SyncArgs are the arguments of TaskSync, resolved by the API.
@@ -133,7 +135,7 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 			return err
 		}
 	}
-	return coretask.FinishVersion(ctx, t, repo.ID, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys)
+	return coretask.FinishVersion(ctx, t, repo.ID, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys, s.OnNewVersion)
 }
 
 // syncHost answers a plugin's host calls during its first stage.

@@ -1,0 +1,109 @@
+// Package pluginhost answers the host functions a plugin may call about one
+// repository version while a task runs: content lookups, artifact stats and
+// progress reports. The sync pipeline and the publish task both use it.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/pulpo/pulpo/abi"
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/tasks"
+)
+
+// Version answers lookups in one repository version and records progress on
+// the task; it implements plugin.Lookuper, plugin.ArtifactStatter and
+// plugin.ProgressReporter.
+type Version struct {
+	DB   *db.DB
+	Task *tasks.Task
+	// NaturalKeys are the natural-key fields of the content types the
+	// repository may hold; lookups of other types are refused.
+	NaturalKeys map[string][]string
+	Repository  uuid.UUID
+	Number      int
+
+	mu       sync.Mutex
+	progress map[string]*tasks.Progress
+}
+
+// Lookup finds units by natural key, in the version or (scope "all") anywhere.
+func (h *Version) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Content, error) {
+	nk, ok := h.NaturalKeys[req.Type]
+	if !ok {
+		return nil, fmt.Errorf("content type %s is not part of this repository", req.Type)
+	}
+	keys := make([]string, 0, len(req.Keys))
+	for _, k := range req.Keys {
+		key, err := db.NaturalKey(k, nk)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	var scope *db.VersionRef
+	if req.Scope != abi.ScopeAll {
+		scope = &db.VersionRef{Repository: h.Repository, Number: h.Number}
+	}
+	found, err := h.DB.ContentByKeys(ctx, req.Type, keys, scope)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]abi.Content, len(found))
+	for i, c := range found {
+		out[i] = abi.Content{Type: c.PulpType, Fields: c.Fields}
+	}
+	return out, nil
+}
+
+// StatArtifact tells whether an artifact is stored, and its size.
+func (h *Version) StatArtifact(ctx context.Context, sha256 string) (int64, bool, error) {
+	a, err := h.DB.ArtifactBySHA256(ctx, sha256)
+	if errors.Is(err, db.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return a.Size, true, nil
+}
+
+// Progress records a plugin's progress report on the task, one report per code.
+func (h *Version) Progress(ctx context.Context, r abi.ProgressReport) error {
+	h.mu.Lock()
+	if h.progress == nil {
+		h.progress = map[string]*tasks.Progress{}
+	}
+	p, ok := h.progress[r.Code]
+	h.mu.Unlock()
+	if !ok {
+		total := r.Total
+		if total == 0 {
+			total = -1
+		}
+		var err error
+		if p, err = h.Task.Progress(ctx, r.Code, r.Message, total); err != nil {
+			return err
+		}
+		h.mu.Lock()
+		h.progress[r.Code] = p
+		h.mu.Unlock()
+	}
+	if r.Total > 0 {
+		if err := p.SetTotal(ctx, r.Total); err != nil {
+			return err
+		}
+	}
+	if err := p.SetDone(ctx, r.Done); err != nil {
+		return err
+	}
+	if r.State == "completed" {
+		return p.Done(ctx)
+	}
+	return nil
+}
