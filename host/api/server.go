@@ -80,6 +80,7 @@ func New(d Deps) (*Server, error) {
 	for _, add := range []func() error{
 		s.statusRoutes, s.artifactRoutes, s.uploadRoutes, s.taskRoutes,
 		s.repositoryRoutes, s.remoteRoutes, s.contentRoutes, s.orphanRoutes,
+		s.publicationRoutes, s.distributionRoutes, s.guardRoutes,
 	} {
 		if err := add(); err != nil {
 			return nil, err

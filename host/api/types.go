@@ -12,9 +12,30 @@ import (
 
 // Types are the plugin-provided resource types the API serves.
 type Types struct {
-	Repositories []RepositoryType
-	Remotes      []RemoteType
-	Contents     []ContentType
+	Repositories  []RepositoryType
+	Remotes       []RemoteType
+	Contents      []ContentType
+	Publications  []PublicationType
+	Distributions []DistributionType
+}
+
+// PublicationType is a publications/<plugin>/<endpoint>/ family.
+type PublicationType struct {
+	Plugin   string
+	Endpoint string
+	PulpType string
+	Fields   []Field
+}
+
+// DistributionType is a distributions/<plugin>/<endpoint>/ family.
+type DistributionType struct {
+	Plugin   string
+	Endpoint string
+	PulpType string
+	// ServeFromPublication: the type serves publications, so it accepts a
+	// publication and serves a repository through its latest publication.
+	ServeFromPublication bool
+	Fields               []Field
 }
 
 // RemoteType is a remotes/<plugin>/<endpoint>/ family.
@@ -51,6 +72,12 @@ type ContentType struct {
 	// version: adding one replaces the other (Pulp's repo_key_fields).
 	RepoKeyFields []string
 	Fields        []Field
+	// NaturalKey, RelativePathField and DigestField enable POST on the
+	// content endpoint: units made from an uploaded artifact, the digest
+	// field taking the artifact's sha256. No DigestField, no POST.
+	NaturalKey        []string
+	RelativePathField string
+	DigestField       string
 }
 
 // Field is a plugin-declared field of a resource.

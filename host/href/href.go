@@ -34,9 +34,12 @@ const (
 
 // Typed resources live under <master>/<plugin>/<endpoint>/.
 const (
-	Content      = "content"
-	Remotes      = "remotes"
-	Repositories = "repositories"
+	Content       = "content"
+	Remotes       = "remotes"
+	Repositories  = "repositories"
+	Publications  = "publications"
+	Distributions = "distributions"
+	ContentGuards = "contentguards"
 )
 
 // Flat is the href of a flat resource, e.g. Flat(Artifacts, id).

@@ -92,13 +92,16 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	}
 
 	reg := tasks.NewRegistry()
-	coretask.Register(reg, coretask.Deps{DB: d, Storage: store, Artifacts: arts, OrphanProtection: cfg.OrphanProtectionTime})
+	publisher := newPublisher(d, arts, plugins)
+	publisher.Register(reg)
+	coretask.Register(reg, coretask.Deps{DB: d, Storage: store, Artifacts: arts, OrphanProtection: cfg.OrphanProtectionTime,
+		OnNewVersion: publisher.Autopublish})
 	syncer := &stages.Syncer{DB: d, Artifacts: arts, TempDir: cfg.WorkDir(), Log: log,
 		Plugin: func(name string) (stages.FirstStager, bool) {
 			p, ok := plugins.Plugin(name)
 			return p, ok
 		},
-		Downloader: newDownloader(cfg, log), Types: contentTypeInfo(plugins.Plugins())}
+		Downloader: newDownloader(cfg, log), Types: contentTypeInfo(plugins.Plugins()), OnNewVersion: publisher.Autopublish}
 	syncer.Register(reg)
 	serveHTTP := cmd == config.Serve && cfg.API
 	// Roles are registered only for what this process serves: status/

@@ -6,7 +6,10 @@ import (
 
 	"github.com/pulpo/pulpo/abi"
 	"github.com/pulpo/pulpo/host/api"
+	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/publish"
 )
 
 // apiTypes turns the plugins' describe documents into the resource types the
@@ -28,7 +31,8 @@ func apiTypes(plugins []*plugin.Plugin) api.Types {
 				keys = ct.NaturalKey
 			}
 			t.Contents = append(t.Contents, api.ContentType{Plugin: pl, Endpoint: endpoint, PulpType: ct.Name,
-				RepoKeyFields: keys, Fields: fields(ct.Fields)})
+				RepoKeyFields: keys, Fields: fields(ct.Fields), NaturalKey: ct.NaturalKey,
+				RelativePathField: ct.Artifacts.RelativePathField, DigestField: ct.Artifacts.DigestField})
 		}
 		for _, rt := range d.RepositoryTypes {
 			pl, typ := split(rt.Name)
@@ -40,8 +44,43 @@ func apiTypes(plugins []*plugin.Plugin) api.Types {
 			t.Remotes = append(t.Remotes, api.RemoteType{Plugin: pl, Endpoint: typ, PulpType: rt.Name,
 				Policies: rt.Policies, Fields: fields(rt.Fields)})
 		}
+		for _, pt := range d.PublicationTypes {
+			pl, typ := split(pt.Name)
+			t.Publications = append(t.Publications, api.PublicationType{Plugin: pl, Endpoint: typ, PulpType: pt.Name,
+				Fields: fields(pt.Fields)})
+		}
+		for _, dt := range d.DistributionTypes {
+			pl, typ := split(dt.Name)
+			t.Distributions = append(t.Distributions, api.DistributionType{Plugin: pl, Endpoint: typ, PulpType: dt.Name,
+				ServeFromPublication: dt.ServeFromPublication, Fields: fields(dt.Fields)})
+		}
 	}
 	return t
+}
+
+// newPublisher gives the publish task every declared publication type.
+func newPublisher(d *db.DB, arts *artifact.Store, plugins *plugin.Registry) *publish.Service {
+	s := &publish.Service{DB: d, Artifacts: arts, Types: map[string]publish.Type{}, NaturalKeys: map[string][]string{},
+		Plugin: func(name string) (publish.Publisher, bool) {
+			p, ok := plugins.Plugin(name)
+			return p, ok
+		}}
+	for _, p := range plugins.Plugins() {
+		desc := p.Describe()
+		for _, ct := range desc.ContentTypes {
+			s.NaturalKeys[ct.Name] = ct.NaturalKey
+		}
+		for _, pt := range desc.PublicationTypes {
+			defaults := map[string]json.RawMessage{}
+			for _, f := range pt.Fields {
+				if len(f.Default) > 0 {
+					defaults[f.Name] = f.Default
+				}
+			}
+			s.Types[pt.Name] = publish.Type{Plugin: desc.Name, Fields: defaults}
+		}
+	}
+	return s
 }
 
 func split(name string) (string, string) {
