@@ -76,6 +76,10 @@ type ArtifactSpec struct {
 	// when Count is "one" (file.file: "relative_path"; container.blob: "digest"). With
 	// "many" each DeclarativeArtifact carries its own relative path.
 	RelativePathField string `json:"relative_path_field,omitempty"`
+	// DigestField optionally names the string field holding the artifact's sha256
+	// (lowercase hex) when Count is "one" (file.file: "digest"). A host creates units of
+	// such a type from an artifact a user uploaded: the user gives the other fields.
+	DigestField string `json:"digest_field,omitempty"`
 }
 
 // RelationType declares a link from one content type to another.

@@ -163,10 +163,18 @@ func (v *validator) contentType(at string, ct ContentType) {
 		if ct.Artifacts.Count == ArtifactsNone && ct.Artifacts.RelativePathField != "" {
 			v.addf("%s: artifacts: relative_path_field needs count one", at)
 		}
+		if ct.Artifacts.DigestField != "" {
+			v.addf("%s: artifacts: digest_field needs count one", at)
+		}
 	case ArtifactsOne:
 		f, ok := byName[ct.Artifacts.RelativePathField]
 		if !ok || f.Type != TypeString {
 			v.addf("%s: artifacts: relative_path_field %q must name a string field", at, ct.Artifacts.RelativePathField)
+		}
+		if d := ct.Artifacts.DigestField; d != "" {
+			if f, ok := byName[d]; !ok || f.Type != TypeString || !f.Required || d == ct.Artifacts.RelativePathField {
+				v.addf("%s: artifacts: digest_field %q must name another required string field", at, d)
+			}
 		}
 	default:
 		v.addf("%s: artifacts: count %q: want none, one or many", at, ct.Artifacts.Count)

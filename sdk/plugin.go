@@ -87,6 +87,12 @@ func OneArtifact(relativePathField string) TypeOption {
 	}
 }
 
+// DigestField names the string field holding the one artifact's sha256, so the host can
+// create units from uploaded artifacts (use after OneArtifact).
+func DigestField(field string) TypeOption {
+	return func(ct *abi.ContentType) { ct.Artifacts.DigestField = field }
+}
+
 // ManyArtifacts lets each unit carry any number of artifacts.
 func ManyArtifacts() TypeOption {
 	return func(ct *abi.ContentType) { ct.Artifacts = abi.ArtifactSpec{Count: abi.ArtifactsMany} }

@@ -101,6 +101,11 @@ func (s *Server) typedContentRoutes(ct ContentType) error {
 	}); err != nil {
 		return err
 	}
+	if ct.DigestField != "" {
+		if err := s.contentCreateRoute(ct, prefix, tags); err != nil {
+			return err
+		}
+	}
 	return s.route("GET", prefix+"{pulp_id}/", openapi.Operation{ID: id("read"), Summary: "Inspect a " + ct.PulpType + " unit", Tags: tags,
 		Params:    selectionParams(),
 		Responses: map[int]openapi.Response{200: {Description: "OK", Schema: schema}, 404: s.spec.ErrorResponse("Not found")},

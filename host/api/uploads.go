@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulpo/pulpo/host/coretask"
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/digest"
@@ -314,25 +316,7 @@ func (s *Server) commitUpload(w http.ResponseWriter, r *http.Request) error {
 	if !digest.Valid("sha256", want) {
 		return fieldError("sha256", "Enter a valid sha256 hex digest.")
 	}
-	u, err := s.DB.GetUpload(ctx, id)
-	if err != nil {
-		return err
-	}
-	chunks, err := s.DB.UploadChunks(ctx, id)
-	if err != nil {
-		return err
-	}
-	var next int64
-	for _, c := range chunks {
-		if c.Offset != next {
-			return detail(http.StatusBadRequest, "The upload is incomplete: bytes %d-%d are missing.", next, c.Offset-1)
-		}
-		next = c.Offset + c.Size
-	}
-	if next != u.Size {
-		return detail(http.StatusBadRequest, "The upload is incomplete: bytes %d-%d are missing.", next, u.Size-1)
-	}
-	got, err := s.finishHash(ctx, u, chunks)
+	got, err := s.uploadDigest(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -371,4 +355,27 @@ func (s *Server) finishHash(ctx context.Context, u db.Upload, chunks []db.Upload
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// uploadDigest checks that an upload's chunks cover it and returns its sha256.
+func (s *Server) uploadDigest(ctx context.Context, id uuid.UUID) (string, error) {
+	u, err := s.DB.GetUpload(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	chunks, err := s.DB.UploadChunks(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var next int64
+	for _, c := range chunks {
+		if c.Offset != next {
+			return "", detail(http.StatusBadRequest, "The upload is incomplete: bytes %d-%d are missing.", next, c.Offset-1)
+		}
+		next = c.Offset + c.Size
+	}
+	if next != u.Size {
+		return "", detail(http.StatusBadRequest, "The upload is incomplete: bytes %d-%d are missing.", next, u.Size-1)
+	}
+	return s.finishHash(ctx, u, chunks)
 }

@@ -275,4 +275,3 @@ func (s *Service) Autopublish(ctx context.Context, t *tasks.Task, repoID uuid.UU
 	}
 	return nil
 }
-

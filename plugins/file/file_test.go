@@ -61,7 +61,7 @@ func TestDescribe(t *testing.T) {
 	ct := d.ContentTypes[0]
 	if ct.Name != "file.file" || ct.EndpointName != "files" ||
 		strings.Join(ct.NaturalKey, ",") != "relative_path,sha256" || strings.Join(ct.RepoKey, ",") != "relative_path" ||
-		ct.Artifacts != (abi.ArtifactSpec{Count: abi.ArtifactsOne, RelativePathField: "relative_path"}) {
+		ct.Artifacts != (abi.ArtifactSpec{Count: abi.ArtifactsOne, RelativePathField: "relative_path", DigestField: "sha256"}) {
 		t.Fatalf("content type: %+v", ct)
 	}
 	for _, f := range ct.Fields {

@@ -50,7 +50,8 @@ func init() {
 				sdk.EndpointName("files"),
 				sdk.NaturalKey("relative_path", "sha256"),
 				sdk.RepoKey("relative_path"),
-				sdk.OneArtifact("relative_path")),
+				sdk.OneArtifact("relative_path"),
+				sdk.DigestField("sha256")),
 		},
 		RepositoryTypes: []abi.RepositoryType{{
 			Name:         fileType,
