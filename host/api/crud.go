@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+
 	"strings"
 
 	"github.com/pulpo/pulpo/host/href"
@@ -100,4 +102,15 @@ func (s *Server) familyRoutes(f family) error {
 			Description: desc, Responses: resp}, f.del})
 	}
 	return s.routes(defs)
+}
+
+// readOne serves the detail of the object load finds for the request.
+func readOne[T any](load func(*http.Request) (T, error), render func(T) map[string]any) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := load(r)
+		if err != nil {
+			return err
+		}
+		return detailJSON(w, r, http.StatusOK, render(v))
+	}
 }

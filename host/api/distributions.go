@@ -112,7 +112,7 @@ func (s *Server) distributionRoutes() error {
 			master: href.Distributions, plugin: dt.Plugin, endpoint: dt.Endpoint, noun: dt.PulpType + " distribution",
 			resp: resp, req: req, patch: patch, filters: distributionFilters, ordering: distributionOrdering,
 			list:   listOf(distributionFilters, distributionOrdering, dt.PulpType, s.DB.ListDistributions, s.renderDistributionAny),
-			create: s.writeDistribution(dt, true, false), read: s.readDistribution(dt),
+			create: s.writeDistribution(dt, true, false), read: readOne(func(r *http.Request) (db.Distribution, error) { return s.distributionFromPath(r, dt) }, s.renderDistribution),
 			update: s.writeDistribution(dt, false, false), partialUpdate: s.writeDistribution(dt, false, true),
 			del:         s.deleteDistribution(dt),
 			createAsync: true, updateAsync: true, deleteAsync: true,
@@ -125,16 +125,6 @@ func (s *Server) distributionRoutes() error {
 
 func (s *Server) distributionFromPath(r *http.Request, dt DistributionType) (db.Distribution, error) {
 	return typedFromPath(r, s.DB.GetDistribution, func(x db.Distribution) string { return x.PulpType }, dt.PulpType)
-}
-
-func (s *Server) readDistribution(dt DistributionType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		x, err := s.distributionFromPath(r, dt)
-		if err != nil {
-			return err
-		}
-		return detailJSON(w, r, http.StatusOK, s.renderDistribution(x))
-	}
 }
 
 // writeDistribution validates a create or update and dispatches its task.

@@ -83,7 +83,7 @@ func (s *Server) guardRoutes() error {
 			master: href.ContentGuards, plugin: p, endpoint: e, noun: g.pulpType + " content guard",
 			resp: resp, req: req, patch: patch, filters: guardFilters, ordering: guardOrdering,
 			list:   listOf(guardFilters, guardOrdering, g.pulpType, s.DB.ListContentGuards, renderGuardAny),
-			create: s.writeGuard(g.pulpType, true, false), read: s.readGuard(g.pulpType),
+			create: s.writeGuard(g.pulpType, true, false), read: readOne(func(r *http.Request) (db.ContentGuard, error) { return s.guardFromPath(r, g.pulpType) }, renderGuard),
 			update: s.writeGuard(g.pulpType, false, false), partialUpdate: s.writeGuard(g.pulpType, false, true),
 			del: s.deleteGuard(g.pulpType),
 		}); err != nil {
@@ -95,16 +95,6 @@ func (s *Server) guardRoutes() error {
 
 func (s *Server) guardFromPath(r *http.Request, pulpType string) (db.ContentGuard, error) {
 	return typedFromPath(r, s.DB.GetContentGuard, func(g db.ContentGuard) string { return g.PulpType }, pulpType)
-}
-
-func (s *Server) readGuard(pulpType string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		g, err := s.guardFromPath(r, pulpType)
-		if err != nil {
-			return err
-		}
-		return detailJSON(w, r, http.StatusOK, renderGuard(g))
-	}
 }
 
 func (s *Server) deleteGuard(pulpType string) handlerFunc {

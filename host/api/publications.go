@@ -70,7 +70,7 @@ func (s *Server) publicationRoutes() error {
 			master: href.Publications, plugin: pt.Plugin, endpoint: pt.Endpoint, noun: pt.PulpType + " publication",
 			resp: resp, req: req, patch: patch, filters: publicationFilters, ordering: publicationOrdering,
 			list:   s.listPublications(pt.PulpType, publicationFilters),
-			create: s.createPublication(pt), read: s.readPublication(pt), del: s.deletePublication(pt),
+			create: s.createPublication(pt), read: readOne(func(r *http.Request) (db.Publication, error) { return s.publicationFromPath(r, pt) }, s.renderPublication), del: s.deletePublication(pt),
 			createAsync: true,
 		}); err != nil {
 			return err
@@ -86,16 +86,6 @@ func (s *Server) publicationFromPath(r *http.Request, pt PublicationType) (db.Pu
 		return p, errNotFound
 	}
 	return p, err
-}
-
-func (s *Server) readPublication(pt PublicationType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.publicationFromPath(r, pt)
-		if err != nil {
-			return err
-		}
-		return detailJSON(w, r, http.StatusOK, s.renderPublication(p))
-	}
 }
 
 func (s *Server) deletePublication(pt PublicationType) handlerFunc {

@@ -242,57 +242,21 @@ func (s *Server) remoteRoutes() error {
 }
 
 func (s *Server) typedRemoteRoutes(rt RemoteType) error {
-	prefix := href.APIRoot + "remotes/" + rt.Plugin + "/" + rt.Endpoint + "/"
-	one := prefix + "{pulp_id}/"
-	id := func(action string) string { return opName("remotes", rt.Plugin, rt.Endpoint, action) }
-	tags := []string{"Remotes: " + tag(rt.Plugin, rt.Endpoint)}
-	respSchema, reqSchema, patchSchema := s.remoteSchemas(strings.ReplaceAll(tag(rt.Plugin, rt.Endpoint), " ", ""), rt)
-	bad, notFound := s.spec.ErrorResponse("Bad request"), s.spec.ErrorResponse("Not found")
-	async := openapi.Response{Description: "Accepted", Schema: s.spec.AsyncOperation()}
-	body := func(sc *openapi.Schema) *openapi.Body {
-		return &openapi.Body{Required: true, Content: map[string]*openapi.Schema{"application/json": sc}}
-	}
-	for _, r := range []struct {
-		method, path string
-		op           openapi.Operation
-		h            handlerFunc
-	}{
-		{"GET", prefix, openapi.Operation{ID: id("list"), Summary: "List " + rt.PulpType + " remotes", Tags: tags, Params: listParams(remoteFilters, remoteOrdering),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: openapi.PaginatedList(respSchema)}, 400: bad}}, listOf(remoteFilters, remoteOrdering, rt.PulpType, s.DB.ListRemotes, s.renderRemoteAny)},
-		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " remote", Tags: tags, Body: body(reqSchema),
-			Responses: map[int]openapi.Response{201: {Description: "Created", Schema: respSchema}, 400: bad}}, s.createRemote(rt)},
-		{"GET", one, openapi.Operation{ID: id("read"), Summary: "Inspect a " + rt.PulpType + " remote", Tags: tags, Params: selectionParams(),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: respSchema}, 404: notFound}}, s.readRemote(rt)},
-		{"PUT", one, openapi.Operation{ID: id("update"), Summary: "Update a " + rt.PulpType + " remote", Tags: tags, Body: body(reqSchema),
-			Description: "Trigger an asynchronous update task",
-			Responses:   map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.updateRemote(rt, false)},
-		{"PATCH", one, openapi.Operation{ID: id("partial_update"), Summary: "Update a " + rt.PulpType + " remote", Tags: tags, Body: body(patchSchema),
-			Description: "Trigger an asynchronous partial update task",
-			Responses:   map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.updateRemote(rt, true)},
-		{"DELETE", one, openapi.Operation{ID: id("delete"), Summary: "Delete a " + rt.PulpType + " remote", Tags: tags,
-			Description: "Trigger an asynchronous delete task",
-			Responses:   map[int]openapi.Response{202: async, 404: notFound}}, s.deleteRemote(rt)},
-	} {
-		if err := s.route(r.method, r.path, r.op, r.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	resp, req, patch := s.remoteSchemas(strings.ReplaceAll(tag(rt.Plugin, rt.Endpoint), " ", ""), rt)
+	return s.familyRoutes(family{
+		master: href.Remotes, plugin: rt.Plugin, endpoint: rt.Endpoint, noun: rt.PulpType + " remote",
+		resp: resp, req: req, patch: patch, filters: remoteFilters, ordering: remoteOrdering,
+		list:   listOf(remoteFilters, remoteOrdering, rt.PulpType, s.DB.ListRemotes, s.renderRemoteAny),
+		create: s.createRemote(rt),
+		read:   readOne(func(r *http.Request) (db.Remote, error) { return s.remoteFromPath(r, rt) }, s.renderRemote),
+		update: s.updateRemote(rt, false), partialUpdate: s.updateRemote(rt, true), del: s.deleteRemote(rt),
+		updateAsync: true, deleteAsync: true,
+	})
 }
 
 // remoteFromPath loads the remote of the path, which must be of type rt.
 func (s *Server) remoteFromPath(r *http.Request, rt RemoteType) (db.Remote, error) {
 	return typedFromPath(r, s.DB.GetRemote, func(x db.Remote) string { return x.PulpType }, rt.PulpType)
-}
-
-func (s *Server) readRemote(rt RemoteType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		rm, err := s.remoteFromPath(r, rt)
-		if err != nil {
-			return err
-		}
-		return detailJSON(w, r, http.StatusOK, s.renderRemote(rm))
-	}
 }
 
 // remoteInput validates a create or update body onto rm. A field absent from

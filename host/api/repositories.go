@@ -181,7 +181,7 @@ func (s *Server) typedRepositoryRoutes(rt RepositoryType) error {
 		{"POST", prefix, openapi.Operation{ID: id("create"), Summary: "Create a " + rt.PulpType + " repository", Tags: tags, Body: body(reqSchema),
 			Responses: map[int]openapi.Response{201: {Description: "Created", Schema: respSchema}, 400: bad}}, s.createRepository(rt)},
 		{"GET", one, openapi.Operation{ID: id("read"), Summary: "Inspect a " + rt.PulpType + " repository", Tags: tags, Params: selectionParams(),
-			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: respSchema}, 404: notFound}}, s.readRepository(rt)},
+			Responses: map[int]openapi.Response{200: {Description: "OK", Schema: respSchema}, 404: notFound}}, readOne(func(r *http.Request) (db.Repository, error) { return s.repoFromPath(r, rt) }, s.renderRepository)},
 		{"PUT", one, openapi.Operation{ID: id("update"), Summary: "Update a " + rt.PulpType + " repository", Tags: tags, Body: body(reqSchema),
 			Description: "Trigger an asynchronous task to update a repository.",
 			Responses:   map[int]openapi.Response{202: async, 400: bad, 404: notFound}}, s.updateRepository(rt, false)},
@@ -239,16 +239,6 @@ func (s *Server) requestSchema(v any) *openapi.Schema {
 // repoFromPath loads the repository of the path, which must be of type rt.
 func (s *Server) repoFromPath(r *http.Request, rt RepositoryType) (db.Repository, error) {
 	return typedFromPath(r, s.DB.GetRepository, func(x db.Repository) string { return x.PulpType }, rt.PulpType)
-}
-
-func (s *Server) readRepository(rt RepositoryType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		repo, err := s.repoFromPath(r, rt)
-		if err != nil {
-			return err
-		}
-		return detailJSON(w, r, http.StatusOK, s.renderRepository(repo))
-	}
 }
 
 // repoInput validates a create or update body onto repo.
