@@ -131,11 +131,11 @@ func TestCheckContent(t *testing.T) {
 		}, "clean relative path"},
 		{"no url", describeFile, func(dc *abi.DeclarativeContent) { dc.Artifacts[0].URL = "" }, "url is empty"},
 		{"undeclared relation", describeContainer, func(dc *abi.DeclarativeContent) {
-			*dc = abi.DeclarativeContent{Type: "container.tag", Fields: raw(`{"name":"latest"}`),
+			*dc = abi.DeclarativeContent{Type: "container.tag", Fields: raw(`{"name":"latest","digest":"sha256:00"}`),
 				Relations: []abi.Relation{{Name: "points_to", To: abi.ContentRef{Type: "container.manifest", Key: raw(`{}`)}}}}
 		}, `relation "points_to" is not declared`},
 		{"wrong target", describeContainer, func(dc *abi.DeclarativeContent) {
-			*dc = abi.DeclarativeContent{Type: "container.tag", Fields: raw(`{"name":"latest"}`),
+			*dc = abi.DeclarativeContent{Type: "container.tag", Fields: raw(`{"name":"latest","digest":"sha256:00"}`),
 				Relations: []abi.Relation{{Name: "tagged_manifest", To: abi.ContentRef{Type: "container.blob", Key: raw(`{}`)}}}}
 		}, "target type"},
 	}

@@ -54,13 +54,16 @@ var goldens = map[string]any{
 		},
 		{
 			Type:   "container.tag",
-			Fields: raw(`{"name":"latest"}`),
+			Fields: raw(`{"digest":"sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c","name":"latest"}`),
 			Relations: []abi.Relation{{Name: "tagged_manifest", To: abi.ContentRef{Type: "container.manifest",
 				Key: raw(`{"digest":"sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c"}`)}}},
 		},
 		{
 			Type:   "container.manifest",
-			Fields: raw(`{"digest":"sha256:9c1b9ae8a0f7c19e7ca6c37d1ba0b8d50e1b96d35b68a4c0c1c7e3fdf8e8dd1a","media_type":"application/vnd.oci.image.index.v1+json","schema_version":2}`),
+			Fields: raw(`{"digest":"sha256:9c1b9ae8a0f7c19e7ca6c37d1ba0b8d50e1b96d35b68a4c0c1c7e3fdf8e8dd1a","media_type":"application/vnd.oci.image.index.v1+json","schema_version":2,"type":"index"}`),
+			Artifacts: []abi.DeclarativeArtifact{{RelativePath: "sha256:9c1b9ae8a0f7c19e7ca6c37d1ba0b8d50e1b96d35b68a4c0c1c7e3fdf8e8dd1a",
+				URL:    "https://registry.example.org/v2/library/busybox/manifests/sha256:9c1b9ae8a0f7c19e7ca6c37d1ba0b8d50e1b96d35b68a4c0c1c7e3fdf8e8dd1a",
+				SHA256: "9c1b9ae8a0f7c19e7ca6c37d1ba0b8d50e1b96d35b68a4c0c1c7e3fdf8e8dd1a", Size: 9218}},
 			Relations: []abi.Relation{{Name: "listed_manifests",
 				To:     abi.ContentRef{Type: "container.manifest", Key: raw(`{"digest":"sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c"}`)},
 				Fields: raw(`{"architecture":"amd64","os":"linux"}`)}},
@@ -139,6 +142,21 @@ func TestGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGoldenEmitMatchesDescribe checks the golden emit example against the golden
+// describe documents, so the spec's examples agree with each other.
+func TestGoldenEmitMatchesDescribe(t *testing.T) {
+	t.Parallel()
+	for i, dc := range goldens["emit_request.json"].(abi.EmitRequest).Content {
+		d := describeFile
+		if dc.Type != "file.file" {
+			d = describeContainer
+		}
+		if err := d.CheckContent(dc); err != nil {
+			t.Errorf("emit_request.json unit %d: %v", i, err)
+		}
 	}
 }
 

@@ -36,6 +36,19 @@
 // errors, 429, 5xx, a Content-Length that contradicts [Expect.Size]) are
 // always retried.
 //
+// # Authentication
+//
+// The remote's username and password go out as HTTP basic auth with every
+// request. A 401 carrying a "WWW-Authenticate: Bearer realm=...,service=...,
+// scope=..." challenge (container registries) starts the token flow: the
+// realm is asked for a token (with the basic credentials if the remote has
+// them, anonymously otherwise), the request is sent once more with
+// "Authorization: Bearer <token>" within the same attempt, and the token is
+// cached per (realm, service, scope) for its expires_in (default 60 s). Later
+// requests to the same host carry the cached token from the start. A token
+// the server refuses is renewed once; a refused login at the realm is final
+// and its error names the URL, the realm and whose credentials failed.
+//
 // # Errors
 //
 // [HTTPError], [DigestError], [SizeError] and [TimeoutError] all carry the URL

@@ -39,6 +39,7 @@ type Downloader struct {
 	checksums  []string
 	log        *slog.Logger
 	bufs       sync.Pool
+	tokens     *tokenCache // bearer tokens of registries (auth.go)
 }
 
 // Option adjusts a Downloader built by [New].
@@ -94,6 +95,7 @@ func New(cfg Config, opts ...Option) (*Downloader, error) {
 		password:   cfg.Password,
 		log:        slog.New(slog.DiscardHandler),
 		bufs:       sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }},
+		tokens:     newTokenCache(),
 	}
 	if cfg.MaxRetries != nil {
 		d.maxRetries = *cfg.MaxRetries
@@ -363,39 +365,56 @@ func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req
 		GotConn:      func(httptrace.GotConnInfo) { connTimer.Stop() },
 		WroteRequest: func(httptrace.WroteRequestInfo) { sockTimer.Reset(d.sockRead) },
 	}
-	hr, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, u.String(), nil)
-	if err != nil {
-		return Result{}, final(fmt.Errorf("download %s: invalid request", red))
+	tctx := httptrace.WithClientTrace(ctx, trace)
+	// The caller's own Authorization wins; otherwise a bearer token this
+	// remote already holds for the host goes out at once.
+	callerAuth := req.Header.Get("Authorization") != ""
+	bearer := ""
+	if !callerAuth {
+		bearer = d.tokens.forHost(u.Host)
 	}
-	hr.Header = d.header.Clone()
-	for k, vs := range req.Header {
-		hr.Header[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
-	}
-	if (d.username != "" || d.password != "") && hr.Header.Get("Authorization") == "" {
-		hr.SetBasicAuth(d.username, d.password)
-	}
-	if r := req.Range; r != nil {
-		if r[1] >= 0 {
-			hr.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", r[0], r[1]))
-		} else {
-			hr.Header.Set("Range", fmt.Sprintf("bytes=%d-", r[0]))
+	resp, err := d.send(tctx, u, red, req, bearer)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && !callerAuth {
+		// A registry asking for a bearer token: get one and try again within
+		// this attempt. A cached token the server refuses (revoked, or expired
+		// by its clock) is replaced by a fresh one, once; a fresh one refused
+		// is final.
+		if ch, ok := bearerChallenge(resp.Header.Values("Www-Authenticate")); ok {
+			discard(resp)
+			key := tokenKey{realm: ch.params["realm"], service: ch.params["service"], scope: ch.params["scope"]}
+			fetch := func() (token, error) { return d.fetchToken(tctx, u, red, ch) }
+			refused := bearer
+			for try := 0; ; try++ {
+				tok, fresh, terr := d.tokens.get(ctx, u.Host, key, refused, fetch)
+				if terr != nil {
+					connTimer.Stop()
+					sockTimer.Stop()
+					return Result{}, fail(terr)
+				}
+				resp, err = d.send(tctx, u, red, req, tok)
+				if err != nil || resp.StatusCode != http.StatusUnauthorized {
+					break
+				}
+				discard(resp)
+				if fresh || try > 0 {
+					connTimer.Stop()
+					sockTimer.Stop()
+					return Result{}, fmt.Errorf("%w: a fresh bearer token from %s was refused too",
+						&HTTPError{URL: redact(resp.Request.URL), Status: resp.StatusCode}, realmOf(u, ch.params["realm"]))
+				}
+				refused = tok
+			}
 		}
 	}
-
-	resp, err := d.client.Do(hr)
 	connTimer.Stop()
 	sockTimer.Stop()
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its URL keeps the username
-		}
-		return Result{}, fail(fmt.Errorf("download %s: %w", red, err))
+		return Result{}, fail(err)
 	}
 	defer resp.Body.Close()
 	res := Result{Status: resp.StatusCode, Header: resp.Header, URL: redact(resp.Request.URL)}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10) // lets a short error body keep the connection
+		discard(resp)
 		return Result{}, &HTTPError{URL: res.URL, Status: resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
@@ -420,6 +439,50 @@ func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req
 		return Result{}, fail(err)
 	}
 	return res, nil
+}
+
+// send makes one HTTP request of an attempt: the remote's headers, the
+// request's, then the credentials (bearer when not empty, else the remote's
+// basic credentials unless the request brings its own Authorization).
+func (d *Downloader) send(ctx context.Context, u *url.URL, red string, req Request, bearer string) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, final(fmt.Errorf("download %s: invalid request", red))
+	}
+	hr.Header = d.header.Clone()
+	for k, vs := range req.Header {
+		hr.Header[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
+	}
+	switch {
+	case hr.Header.Get("Authorization") != "":
+	case bearer != "":
+		hr.Header.Set("Authorization", "Bearer "+bearer)
+	case d.username != "" || d.password != "":
+		hr.SetBasicAuth(d.username, d.password)
+	}
+	if r := req.Range; r != nil {
+		if r[1] >= 0 {
+			hr.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", r[0], r[1]))
+		} else {
+			hr.Header.Set("Range", fmt.Sprintf("bytes=%d-", r[0]))
+		}
+	}
+	resp, err := d.client.Do(hr)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL keeps the username
+		}
+		return nil, fmt.Errorf("download %s: %w", red, err)
+	}
+	return resp, nil
+}
+
+// discard reads a little of an unwanted body, which lets a short error body
+// keep the connection, and closes it.
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
 }
 
 // copyChecked streams r to w through a pooled buffer while hashing, then
