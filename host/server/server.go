@@ -103,11 +103,12 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 		},
 		Downloader: newDownloader(cfg, log), Types: contentTypeInfo(plugins.Plugins()), OnNewVersion: publisher.Autopublish}
 	syncer.Register(reg)
-	serveHTTP := cmd == config.Serve && cfg.API
+	serveAPI, serveContent := cmd == config.Serve && cfg.API, cmd == config.Serve && cfg.Content
+	serveHTTP := serveAPI || serveContent
 	// Roles are registered only for what this process serves: status/
-	// reports them as online apps.
+	// reports them as online apps, and the node heartbeats them.
 	node := tasks.NewNode(d, reg, tasks.Options{
-		Workers: cfg.Workers, API: serveHTTP,
+		Workers: cfg.Workers, API: serveAPI, Content: serveContent,
 		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log,
 	})
 	if err := node.Start(ctx); err != nil {
@@ -120,17 +121,28 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 		return nil
 	}
 
-	apiServer, err := api.New(api.Deps{
-		DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions, Types: apiTypes(plugins.Plugins()),
-		StorageUsage: func(context.Context) (int64, int64, int64, error) { return usage(cfg.StorageRoot) },
-		MaxChunkSize: cfg.MaxUploadChunk, ContentOrigin: cfg.ContentOrigin, ContentPathPrefix: cfg.ContentPathPrefix,
-		Logger: log,
-	})
-	if err != nil {
-		return err
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/pulp/api/v3/", apiServer)
+	if serveAPI {
+		apiServer, err := api.New(api.Deps{
+			DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions, Types: apiTypes(plugins.Plugins()),
+			StorageUsage: func(context.Context) (int64, int64, int64, error) { return usage(cfg.StorageRoot) },
+			MaxChunkSize: cfg.MaxUploadChunk, ContentOrigin: cfg.ContentOrigin, ContentPathPrefix: cfg.ContentPathPrefix,
+			Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle("/pulp/api/v3/", apiServer)
+	}
+	if serveContent {
+		app, err := newContentApp(cfg, d, store, arts, plugins.Plugins(), log)
+		if err != nil {
+			return err
+		}
+		app.Start()
+		defer app.Close() // after the HTTP shutdown: ends downloads nobody waits for
+		mux.Handle(cfg.ContentPathPrefix, app)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

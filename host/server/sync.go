@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,9 +37,27 @@ func (r remoteDownloader) Stream(ctx context.Context, url string, header map[str
 
 func (r remoteDownloader) Concurrency() int { return r.conc }
 
-// newDownloader builds the downloader of a remote from its stored settings.
+// newDownloader builds the sync's downloader of a remote.
 func newDownloader(cfg config.Config, log *slog.Logger) func(db.Remote) (stages.Downloader, error) {
+	build := remoteDownloaders(cfg, log)
 	return func(rm db.Remote) (stages.Downloader, error) {
+		d, err := build(rm)
+		if err != nil {
+			return nil, err
+		}
+		conc := download.DefaultDownloadConcurrency
+		if rm.DownloadConcurrency != nil && *rm.DownloadConcurrency > 0 {
+			conc = *rm.DownloadConcurrency
+		}
+		return remoteDownloader{d: d, conc: conc}, nil
+	}
+}
+
+// remoteDownloaders builds the downloader of a remote from its stored
+// settings, computing the allowed checksums; syncs and the content app's
+// on-demand fetches share it.
+func remoteDownloaders(cfg config.Config, log *slog.Logger) func(db.Remote) (*download.Downloader, error) {
+	return func(rm db.Remote) (*download.Downloader, error) {
 		secs := func(f *float64) time.Duration {
 			if f == nil {
 				return 0
@@ -66,15 +85,11 @@ func newDownloader(cfg config.Config, log *slog.Logger) func(db.Remote) (stages.
 		if rm.RateLimit != nil {
 			dc.RateLimit = *rm.RateLimit
 		}
-		d, err := download.New(dc, download.WithLogger(log), download.WithChecksums(cfg.AllowedChecksums...))
+		d, err := download.New(dc, download.WithLogger(log.With("remote", rm.Name)), download.WithChecksums(cfg.AllowedChecksums...))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
 		}
-		conc := dc.DownloadConcurrency
-		if conc <= 0 {
-			conc = download.DefaultDownloadConcurrency
-		}
-		return remoteDownloader{d: d, conc: conc}, nil
+		return d, nil
 	}
 }
 
