@@ -143,7 +143,7 @@ func (r *Run) Emit(ctx context.Context, batch []abi.DeclarativeContent) error {
 		if !ok {
 			return fmt.Errorf("content type %s cannot be synced into this repository", dc.Type)
 		}
-		key, err := NaturalKey(dc.Fields, ti.NaturalKey)
+		key, err := db.NaturalKey(dc.Fields, ti.NaturalKey)
 		if err != nil {
 			return fmt.Errorf("%s unit: %w", dc.Type, err)
 		}
@@ -481,7 +481,7 @@ func (r *Run) saveRelations(b []*unit, ids []uuid.UUID) error {
 			if !ok {
 				return fmt.Errorf("relation %s of a %s unit points at type %s, which this repository cannot hold", rel.Name, u.dc.Type, rel.To.Type)
 			}
-			k, err := NaturalKey(rel.To.Key, ti.NaturalKey)
+			k, err := db.NaturalKey(rel.To.Key, ti.NaturalKey)
 			if err != nil {
 				return fmt.Errorf("relation %s of a %s unit: %w", rel.Name, u.dc.Type, err)
 			}

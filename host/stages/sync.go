@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 
 	"github.com/google/uuid"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/pulpo/pulpo/host/coretask"
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/pluginhost"
 	"github.com/pulpo/pulpo/host/tasks"
 )
 
@@ -99,7 +99,14 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 	if err != nil {
 		return err
 	}
-	h := &syncHost{run: run, dl: dl, db: s.DB, task: t, types: types, repo: repo.ID, latest: repo.LatestVersion, progress: map[string]*tasks.Progress{}}
+	keys := make(map[string][]string, len(types))
+	for name, ti := range types {
+		keys[name] = ti.NaturalKey
+	}
+	// Lookups see the latest complete version, as the first stage decides
+	// against what the repository holds now.
+	h := &syncHost{run: run, dl: dl, Version: &pluginhost.Version{DB: s.DB, Task: t, NaturalKeys: keys,
+		Repository: repo.ID, Number: repo.LatestVersion}}
 	res, err := pl.SyncFirstStage(ctx, abi.SyncRequest{
 		Remote:     abi.Remote{Name: remote.Name, Type: remote.PulpType, URL: remote.URL, Policy: remote.Policy, Fields: remote.Fields},
 		Repository: abi.Repository{Name: repo.Name, Type: repo.PulpType, LatestVersion: int64(repo.LatestVersion), Fields: repo.Fields},
@@ -138,18 +145,12 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 	return coretask.FinishVersion(ctx, t, repo.ID, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys, s.OnNewVersion)
 }
 
-// syncHost answers a plugin's host calls during its first stage.
+// syncHost answers a plugin's host calls during its first stage: fetches and
+// emits here, lookups, stats and progress in the version being built.
 type syncHost struct {
-	run    *Run
-	dl     Downloader
-	db     *db.DB
-	task   *tasks.Task
-	types  map[string]TypeInfo
-	repo   uuid.UUID
-	latest int
-
-	mu       sync.Mutex
-	progress map[string]*tasks.Progress
+	*pluginhost.Version
+	run *Run
+	dl  Downloader
 }
 
 var _ plugin.SyncHost = (*syncHost)(nil)
@@ -161,74 +162,4 @@ func (h *syncHost) Emit(ctx context.Context, batch []abi.DeclarativeContent) err
 func (h *syncHost) Fetch(ctx context.Context, req abi.FetchRequest, w io.Writer) (plugin.FetchResult, error) {
 	status, header, err := h.dl.Stream(ctx, req.URL, req.Headers, w)
 	return plugin.FetchResult{Status: status, Header: header}, err
-}
-
-func (h *syncHost) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Content, error) {
-	ti, ok := h.types[req.Type]
-	if !ok {
-		return nil, fmt.Errorf("content type %s is not part of this repository", req.Type)
-	}
-	keys := make([]string, 0, len(req.Keys))
-	for _, k := range req.Keys {
-		nk, err := NaturalKey(k, ti.NaturalKey)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, nk)
-	}
-	var scope *db.VersionRef
-	if req.Scope != abi.ScopeAll {
-		scope = &db.VersionRef{Repository: h.repo, Number: h.latest}
-	}
-	found, err := h.db.ContentByKeys(ctx, req.Type, keys, scope)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]abi.Content, len(found))
-	for i, c := range found {
-		out[i] = abi.Content{Type: c.PulpType, Fields: c.Fields}
-	}
-	return out, nil
-}
-
-func (h *syncHost) StatArtifact(ctx context.Context, sha256 string) (int64, bool, error) {
-	a, err := h.db.ArtifactBySHA256(ctx, sha256)
-	if err == db.ErrNotFound {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	return a.Size, true, nil
-}
-
-func (h *syncHost) Progress(ctx context.Context, r abi.ProgressReport) error {
-	h.mu.Lock()
-	p, ok := h.progress[r.Code]
-	h.mu.Unlock()
-	if !ok {
-		total := r.Total
-		if total == 0 {
-			total = -1
-		}
-		var err error
-		if p, err = h.task.Progress(ctx, r.Code, r.Message, total); err != nil {
-			return err
-		}
-		h.mu.Lock()
-		h.progress[r.Code] = p
-		h.mu.Unlock()
-	}
-	if r.Total > 0 {
-		if err := p.SetTotal(ctx, r.Total); err != nil {
-			return err
-		}
-	}
-	if err := p.SetDone(ctx, r.Done); err != nil {
-		return err
-	}
-	if r.State == "completed" {
-		return p.Done(ctx)
-	}
-	return nil
 }
