@@ -148,13 +148,84 @@ func (s *Store) Commit(ctx context.Context, sp *Spooled, exclusive bool) (a db.A
 	if err != nil {
 		return a, false, fmt.Errorf("store artifact %s: %w", sha, err)
 	}
-	row := db.Artifact{File: key, Size: sp.Size, SHA256: sha}
+	return s.DB.GetOrCreateArtifact(ctx, artifactRow(key, sp.Size, sp.Digests))
+}
+
+// artifactRow is the artifacts row of a stored file.
+func artifactRow(key string, size int64, digests map[string]string) db.Artifact {
+	row := db.Artifact{File: key, Size: size, SHA256: digests["sha256"]}
 	for name, dst := range map[string]**string{"md5": &row.MD5, "sha1": &row.SHA1, "sha224": &row.SHA224, "sha384": &row.SHA384, "sha512": &row.SHA512} {
-		if v, ok := sp.Digests[name]; ok {
+		if v, ok := digests[name]; ok {
 			*dst = &v
 		}
 	}
-	return s.DB.GetOrCreateArtifact(ctx, row)
+	return row
+}
+
+// Staged is a file stored under its sha256 whose artifact row is not
+// recorded yet; CommitStaged records it.
+type Staged struct {
+	Key     string
+	Size    int64
+	Digests map[string]string
+}
+
+// Stage moves a spooled, checked file into storage under its sha256 without
+// waiting for it to reach stable storage, where the driver can defer that
+// (a storage.BatchAdopter); other drivers store it durably at once. Nothing
+// is recorded: the caller gathers staged files and hands them to
+// CommitStaged, so a batch costs one flush and one insert. It does not look
+// for an existing artifact; the caller has. The temporary file is gone
+// afterwards.
+func (s *Store) Stage(ctx context.Context, sp *Spooled) (Staged, error) {
+	sha := sp.Digests["sha256"]
+	key, err := storage.ArtifactKey(sha)
+	if err != nil {
+		sp.Discard()
+		return Staged{}, err
+	}
+	// An adopted file is gone on success; Discard only what is left, as
+	// the per-file syscalls count at thousands of files a second.
+	switch d := s.Storage.(type) {
+	case storage.BatchAdopter:
+		_, err = d.AdoptNoSync(ctx, key, sp.path)
+	case storage.Adopter:
+		_, err = d.Adopt(ctx, key, sp.path)
+	default:
+		err = s.putFile(ctx, key, sp.path)
+		sp.Discard()
+	}
+	if err != nil {
+		sp.Discard()
+		return Staged{}, fmt.Errorf("store artifact %s: %w", sha, err)
+	}
+	return Staged{Key: key, Size: sp.Size, Digests: sp.Digests}, nil
+}
+
+// CommitStaged makes the staged files durable with one storage Sync and only
+// then records their artifacts, in one statement, so no row ever names a
+// file a crash could lose. It returns the rows in the order of staged; an
+// artifact recorded meanwhile by someone else is returned as stored.
+func (s *Store) CommitStaged(ctx context.Context, staged []Staged) ([]db.Artifact, error) {
+	if len(staged) == 0 {
+		return nil, nil
+	}
+	rows := make([]db.Artifact, len(staged))
+	keys := make([]string, len(staged))
+	for i, st := range staged {
+		rows[i] = artifactRow(st.Key, st.Size, st.Digests)
+		keys[i] = st.Key
+	}
+	if b, ok := s.Storage.(storage.BatchAdopter); ok {
+		if err := b.Sync(ctx, keys); err != nil {
+			return nil, fmt.Errorf("make %d artifacts durable: %w", len(keys), err)
+		}
+	}
+	arts, err := s.DB.GetOrCreateArtifacts(ctx, rows)
+	if err != nil {
+		return nil, fmt.Errorf("record %d artifacts: %w", len(rows), err)
+	}
+	return arts, nil
 }
 
 func (s *Store) putFile(ctx context.Context, key, path string) error {

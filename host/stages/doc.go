@@ -4,8 +4,17 @@
 //
 //	plugin emit ─► query existing artifacts (batched)
 //	            ─► download missing artifacts (download_concurrency workers)
+//	               and store them without a per-file flush
+//	            ─► restore emit order
+//	            ─► make the batch's downloads durable with one storage Sync,
+//	               then record them with one insert (batched)
 //	            ─► save content, content artifacts, remote artifacts and
 //	               relations, and associate with the new version (batched)
+//
+// No artifact row names a file before the file is durable, so a crash at
+// any point leaves at worst stored files without rows; a re-run stores them
+// again, durably. A failed run records what it downloaded, as orphans that
+// spare a re-run the downloads.
 //
 // Memory stays flat whatever the repository size: every channel is bounded,
 // so a plugin's content_emit call blocks while the stages are busy. Mirror

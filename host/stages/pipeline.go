@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +58,8 @@ type unit struct {
 	seq       int64 // emit order, restored after the download pool
 	dc        abi.DeclarativeContent
 	key       string
-	artifacts []*uuid.UUID // stored artifact per dc.Artifacts entry, nil until known
+	artifacts []*uuid.UUID       // stored artifact per dc.Artifacts entry, nil until known
+	staged    []*artifact.Staged // downloaded per dc.Artifacts entry, until recorded
 }
 
 // Run is a started pipeline.
@@ -73,6 +76,11 @@ type Run struct {
 	err      error
 	download *tasks.Progress
 	assoc    *tasks.Progress
+
+	// unrecorded holds the files downloaded and stored but not recorded
+	// yet, by key, so that a failed run records them on its way out.
+	unrecordedMu sync.Mutex
+	unrecorded   map[string]artifact.Staged
 }
 
 // Start launches the stages.
@@ -81,7 +89,8 @@ func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
 		p.BatchSize = 500
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &Run{p: p, ctx: rctx, cancel: cancel, in: make(chan *unit, p.BatchSize), window: make(chan struct{}, 2*p.BatchSize)}
+	r := &Run{p: p, ctx: rctx, cancel: cancel, in: make(chan *unit, p.BatchSize), window: make(chan struct{}, 2*p.BatchSize),
+		unrecorded: map[string]artifact.Staged{}}
 	var err error
 	if r.download, err = p.Task.Progress(ctx, "sync.downloading.artifacts", "Downloading Artifacts", -1); err != nil {
 		return nil, err
@@ -92,6 +101,7 @@ func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
 	queried := make(chan *unit, p.BatchSize)
 	fetched := make(chan *unit, p.BatchSize)
 	ordered := make(chan *unit, p.BatchSize)
+	recorded := make(chan *unit, p.BatchSize)
 	r.stage(func() error { defer close(queried); return r.queryArtifacts(r.in, queried) })
 	workers := max(p.Downloader.Concurrency(), 1)
 	var dwg sync.WaitGroup
@@ -101,7 +111,8 @@ func (p *Pipeline) Start(ctx context.Context) (*Run, error) {
 	}
 	r.stage(func() error { dwg.Wait(); close(fetched); return nil })
 	r.stage(func() error { defer close(ordered); return r.reorder(fetched, ordered) })
-	r.stage(func() error { return r.save(ordered) })
+	r.stage(func() error { defer close(recorded); return r.recordArtifacts(ordered, recorded) })
+	r.stage(func() error { return r.save(recorded) })
 	return r, nil
 }
 
@@ -164,6 +175,7 @@ func (r *Run) Finish() error {
 	r.once.Do(func() { close(r.in) })
 	r.wg.Wait()
 	if err := r.Err(); err != nil {
+		r.recordLeftovers()
 		return err
 	}
 	for _, p := range []*tasks.Progress{r.download, r.assoc} {
@@ -179,7 +191,34 @@ func (r *Run) Abort(cause error) {
 	r.cancel(cause)
 	r.once.Do(func() { close(r.in) })
 	r.wg.Wait()
+	r.recordLeftovers()
 }
+
+// recordLeftovers records the files a failed run downloaded and stored but
+// did not record: as orphan artifacts they spare a re-run the downloads, and
+// orphan cleanup removes them if none comes. Files never recorded would only
+// leak. Best effort: the run has failed already.
+func (r *Run) recordLeftovers() {
+	r.unrecordedMu.Lock()
+	staged := slices.Collect(maps.Values(r.unrecorded))
+	clear(r.unrecorded)
+	r.unrecordedMu.Unlock()
+	if len(staged) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), leftoverTimeout)
+	defer cancel()
+	if _, err := r.p.Artifacts.CommitStaged(ctx, staged); err != nil {
+		log := r.p.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.WarnContext(ctx, "record artifacts of a failed sync", "artifacts", len(staged), "err", err)
+	}
+}
+
+// leftoverTimeout bounds recordLeftovers, which runs after a cancel.
+const leftoverTimeout = time.Minute
 
 // batch takes at least one unit from in, then whatever is ready, up to
 // BatchSize; it waits a little for more so small emits still batch well.
@@ -327,11 +366,14 @@ func (r *Run) downloadArtifacts(in <-chan *unit, out chan<- *unit) error {
 			if u.artifacts[i] != nil || a.Deferred {
 				continue
 			}
-			id, err := r.fetch(a)
+			st, err := r.fetch(a)
 			if err != nil {
 				return err
 			}
-			u.artifacts[i] = &id
+			if u.staged == nil {
+				u.staged = make([]*artifact.Staged, len(u.dc.Artifacts))
+			}
+			u.staged[i] = &st
 			if err := r.download.Increment(r.ctx, 1); err != nil {
 				return err
 			}
@@ -342,7 +384,8 @@ func (r *Run) downloadArtifacts(in <-chan *unit, out chan<- *unit) error {
 	}
 }
 
-func (r *Run) fetch(a abi.DeclarativeArtifact) (uuid.UUID, error) {
+// fetch downloads an artifact and stores it, unrecorded until recordArtifacts.
+func (r *Run) fetch(a abi.DeclarativeArtifact) (artifact.Staged, error) {
 	want := map[string]string{}
 	for k, v := range a.Digests {
 		want[k] = v
@@ -356,13 +399,59 @@ func (r *Run) fetch(a abi.DeclarativeArtifact) (uuid.UUID, error) {
 	}
 	path, gotSize, got, err := r.p.Downloader.Download(r.ctx, a.URL, size, want, r.p.TempDir)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("download %s: %w", a.URL, err)
+		return artifact.Staged{}, fmt.Errorf("download %s: %w", a.URL, err)
 	}
-	art, _, err := r.p.Artifacts.Commit(r.ctx, artifact.FromFile(path, gotSize, got), false)
+	st, err := r.p.Artifacts.Stage(r.ctx, artifact.FromFile(path, gotSize, got))
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("store %s: %w", a.URL, err)
+		return artifact.Staged{}, fmt.Errorf("store %s: %w", a.URL, err)
 	}
-	return art.ID, nil
+	r.unrecordedMu.Lock()
+	r.unrecorded[st.Key] = st
+	r.unrecordedMu.Unlock()
+	return st, nil
+}
+
+// recordArtifacts records a batch's downloaded artifacts at once: one
+// storage flush, then one insert (Store.CommitStaged), before any row of
+// the batch can name them.
+func (r *Run) recordArtifacts(in <-chan *unit, out chan<- *unit) error {
+	for {
+		b, ok := r.batch(in)
+		if !ok {
+			return r.drained()
+		}
+		var staged []artifact.Staged
+		for _, u := range b {
+			for _, st := range u.staged {
+				if st != nil {
+					staged = append(staged, *st)
+				}
+			}
+		}
+		arts, err := r.p.Artifacts.CommitStaged(r.ctx, staged)
+		if err != nil {
+			return err
+		}
+		r.unrecordedMu.Lock()
+		for _, st := range staged {
+			delete(r.unrecorded, st.Key)
+		}
+		r.unrecordedMu.Unlock()
+		n := 0
+		for _, u := range b {
+			for i, st := range u.staged {
+				if st != nil {
+					id := arts[n].ID
+					u.artifacts[i] = &id
+					u.staged[i] = nil
+					n++
+				}
+			}
+			if err := r.send(out, u); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // save writes a batch's content, links and memberships.

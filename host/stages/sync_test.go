@@ -27,6 +27,7 @@ import (
 	"github.com/pulpo/pulpo/host/digest"
 	"github.com/pulpo/pulpo/host/plugin"
 	"github.com/pulpo/pulpo/host/stages"
+	"github.com/pulpo/pulpo/host/storage"
 	"github.com/pulpo/pulpo/host/storage/fs"
 	"github.com/pulpo/pulpo/host/tasks"
 )
@@ -104,22 +105,30 @@ func (f firstStage) SyncFirstStage(ctx context.Context, req abi.SyncRequest, h p
 }
 
 type env struct {
-	t    *testing.T
-	db   *db.DB
-	node *tasks.Node
-	up   *upstream
-	plug firstStage
+	t     *testing.T
+	db    *db.DB
+	store *fs.FS
+	node  *tasks.Node
+	up    *upstream
+	plug  firstStage
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupStore(t, nil) }
+
+// setupStore is setup with the fs driver wrapped by wrap, when not nil.
+func setupStore(t *testing.T, wrap func(*env, *fs.FS) storage.Driver) *env {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d := db.New(dbtest.NewPool(t), log)
 	root := t.TempDir()
-	st, _ := fs.New(filepath.Join(root, "media"))
+	fsd, _ := fs.New(filepath.Join(root, "media"))
 	work := filepath.Join(root, "tmp")
 	os.MkdirAll(work, 0o755)
-	e := &env{t: t, db: d, up: &upstream{files: map[string][]byte{}}}
+	e := &env{t: t, db: d, store: fsd, up: &upstream{files: map[string][]byte{}}}
+	var st storage.Driver = fsd
+	if wrap != nil {
+		st = wrap(e, fsd)
+	}
 	syncer := &stages.Syncer{DB: d, Artifacts: &artifact.Store{DB: d, Storage: st, TempDir: work, Checksums: digest.DefaultAllowed},
 		TempDir: work, Log: log,
 		Plugin: func(string) (stages.FirstStager, bool) {
@@ -396,5 +405,134 @@ func TestRelationTargetDownloadedSlowly(t *testing.T) {
 	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return append(files, tag), nil }
 	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
 		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+}
+
+// durabilityProbe is the fs driver, checking at each Sync that none of the
+// keys is recorded yet: a row must never name a file before it is durable.
+type durabilityProbe struct {
+	*fs.FS
+	db *db.DB
+
+	mu         sync.Mutex
+	calls      int
+	synced     map[string]bool
+	violations []string
+}
+
+func (p *durabilityProbe) Sync(ctx context.Context, keys []string) error {
+	var early []string
+	if err := p.db.Pool().QueryRow(ctx, "SELECT coalesce(array_agg(file), '{}') FROM artifacts WHERE file = ANY($1)", keys).Scan(&early); err != nil {
+		return err
+	}
+	if err := p.FS.Sync(ctx, keys); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	p.violations = append(p.violations, early...)
+	for _, k := range keys {
+		p.synced[k] = true
+	}
+	return nil
+}
+
+// storedKeys lists the artifact files in storage and the files artifact rows name.
+func (e *env) storedKeys() (files, rows map[string]bool) {
+	e.t.Helper()
+	files, rows = map[string]bool{}, map[string]bool{}
+	if err := e.store.List(e.t.Context(), "artifact/", func(i storage.Info) error { files[i.Key] = true; return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := e.db.Pool().Query(e.t.Context(), "SELECT file FROM artifacts")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer r.Close()
+	for r.Next() {
+		var f string
+		if err := r.Scan(&f); err != nil {
+			e.t.Fatal(err)
+		}
+		rows[f] = true
+	}
+	return files, rows
+}
+
+// TestArtifactsDurableBeforeRecorded syncs through a driver that records
+// which keys were made durable: every artifact row names a synced file, no
+// row existed before its file's Sync, and Sync ran per batch, not per file.
+func TestArtifactsDurableBeforeRecorded(t *testing.T) {
+	t.Parallel()
+	var probe *durabilityProbe
+	e := setupStore(t, func(e *env, d *fs.FS) storage.Driver {
+		probe = &durabilityProbe{FS: d, db: e.db, synced: map[string]bool{}}
+		return probe
+	})
+	r, rm := e.repo("r")
+	const n = 600
+	units := e.files("durable", n, false)
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return units, nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	if e.present(r) != n {
+		t.Fatalf("present %d", e.present(r))
+	}
+	files, rows := e.storedKeys()
+	if len(rows) != n || len(files) != n {
+		t.Fatalf("%d artifact rows, %d files, want %d", len(rows), len(files), n)
+	}
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	for f := range rows {
+		if !probe.synced[f] {
+			t.Fatalf("artifact row names %s, never synced", f)
+		}
+	}
+	if len(probe.violations) > 0 {
+		t.Fatalf("%d artifacts were recorded before their Sync, e.g. %s", len(probe.violations), probe.violations[0])
+	}
+	if probe.calls == 0 || probe.calls*2 > n {
+		t.Fatalf("%d Sync calls for %d files: want batches, not a Sync per file", probe.calls, n)
+	}
+}
+
+// TestFailedSyncRecordsDownloads fails a sync on its first unit while the
+// download workers fetch the next ones, which wait behind it for the emit
+// order: those are recorded anyway (as orphans), so no stored file lacks a
+// row and a re-run downloads only what is missing.
+func TestFailedSyncRecordsDownloads(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	units := e.files("lead", 30, false)
+	good := units[0].Artifacts[0].SHA256
+	units[0].Artifacts[0].SHA256 = sha([]byte("not the bytes"))
+	e.up.slow = map[string]time.Duration{"http://up/lead/0.txt": 300 * time.Millisecond}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return units, nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "lead/0.txt") {
+		t.Fatalf("sync ended %s: %s", task.State, task.Error)
+	}
+	files, rows := e.storedKeys()
+	if len(files) == 0 {
+		t.Fatal("nothing was downloaded while the first unit was slow")
+	}
+	for f := range files {
+		if !rows[f] {
+			t.Fatalf("stored file %s has no artifact row after the failed sync", f)
+		}
+	}
+	before := e.up.downloads.Load()
+	units[0].Artifacts[0].SHA256 = good
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("re-run: %s %s", task.State, task.Error)
+	}
+	if got, want := e.up.downloads.Load()-before, int64(30-len(rows)); got != want {
+		t.Fatalf("re-run downloaded %d files, want %d (30 less the %d recorded)", got, want, len(rows))
+	}
+	if e.present(r) != 30 {
+		t.Fatalf("present %d", e.present(r))
 	}
 }

@@ -1,6 +1,6 @@
 // Package storage defines how the host keeps artifact bytes: the [Driver] interface every
-// backend implements, the optional [Adopter] capability, and the key layout ([ArtifactKey],
-// [ValidKey]).
+// backend implements, the optional [Adopter] and [BatchAdopter] capabilities, and the key
+// layout ([ArtifactKey], [ValidKey]).
 //
 // Drivers live in sub-packages: storage/fs stores objects as files under a root directory;
 // an S3 driver is planned. Every driver must pass the conformance suite in
@@ -82,4 +82,25 @@ type Adopter interface {
 	// localPath on success. On error localPath is left in place and key is unchanged.
 	// The caller has already hashed the file, so Info.SHA256 is left empty.
 	Adopt(ctx context.Context, key, localPath string) (Info, error)
+}
+
+// BatchAdopter is an optional Driver capability for storing many files quickly: it adopts
+// them without waiting for each to reach stable storage, then makes a whole batch durable
+// at once, which costs one flush instead of one per file. A sync adopts its downloads this
+// way and records them in the database only after Sync returned, so no database row ever
+// names an object that a crash could lose. Check for it with a type assertion and fall back
+// to [Adopter].
+type BatchAdopter interface {
+	Adopter
+	// AdoptNoSync is Adopt, except that a new object need not survive a crash (power loss,
+	// kernel panic) until Sync returned for its key: after one it may be missing, empty
+	// or incomplete. Readers of the running system see it complete at once, as with Adopt.
+	// An object already at key is replaced only as durably as Adopt replaces it, so an
+	// object that was durable never stops being so.
+	AdoptNoSync(ctx context.Context, key, localPath string) (Info, error)
+	// Sync makes the objects at keys durable, with the names that lead to them: once it
+	// returns nil they survive a crash. A key whose object is already durable is allowed;
+	// a key with no object gives an error wrapping [ErrNotFound]. Sync may flush more than
+	// keys (the fs driver flushes its whole filesystem for a large batch).
+	Sync(ctx context.Context, keys []string) error
 }

@@ -48,7 +48,7 @@ func (s *FS) adopt(ctx context.Context, dst, localPath string) (storage.Info, er
 	if err := f.Chmod(filePerm); err != nil {
 		return storage.Info{}, err
 	}
-	if err := f.Sync(); err != nil {
+	if err := s.fsync(f); err != nil {
 		return storage.Info{}, err
 	}
 	info := storage.Info{Size: fi.Size(), ModTime: fi.ModTime()}

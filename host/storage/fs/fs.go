@@ -4,7 +4,9 @@
 // turned into directories (see [storage.ArtifactKey] for the layout). Writes go to a
 // temporary file in <root>/.tmp, are fsynced and renamed into place, so readers never see a
 // partial object and a crash leaves at worst a stale file in .tmp. Files left there by a
-// crash may be deleted whenever no process is writing to the store.
+// crash may be deleted whenever no process is writing to the store. [FS.AdoptNoSync] skips
+// the per-file fsync, and [FS.Sync] makes a batch durable, with one syncfs(2) on Linux when
+// the batch is large.
 //
 // Keys that are both an object and a prefix of another object ("a" and "a/b") cannot
 // coexist on a filesystem; the second Put fails. The artifact layout never does this.
@@ -29,9 +31,10 @@ import (
 )
 
 var (
-	_ storage.Driver  = (*FS)(nil)
-	_ storage.Adopter = (*FS)(nil)
-	_ storage.Reader  = (*File)(nil)
+	_ storage.Driver       = (*FS)(nil)
+	_ storage.Adopter      = (*FS)(nil)
+	_ storage.BatchAdopter = (*FS)(nil)
+	_ storage.Reader       = (*File)(nil)
 )
 
 const (
@@ -42,13 +45,29 @@ const (
 )
 
 // FS stores objects as files under a root directory. Its methods are safe for concurrent
-// use, also by several processes sharing the root.
+// use, also by several processes sharing the root. It keeps the root open, for Sync; the
+// descriptor is closed when the FS is garbage collected.
 type FS struct {
 	root string
 	tmp  string
 	bufs sync.Pool // *[]byte of bufSize, for Put's copy loop
 	// move renames an adopted file into place; tests replace it to simulate EXDEV.
 	move func(oldpath, newpath string) error
+	// link moves a file adopted without sync and fails if newpath exists; tests replace it.
+	link func(oldpath, newpath string) error
+	// dirs caches directories AdoptNoSync made or found (string -> true), saving a stat
+	// per object; the driver never removes directories.
+	dirs sync.Map
+	// fsync flushes an adopted file or a directory Sync covers; tests count its calls.
+	fsync func(f *os.File) error
+	// syncFS flushes the whole filesystem of the open root directory (syncfs(2)); it
+	// returns an error wrapping errors.ErrUnsupported where there is no such call, and
+	// Sync then fsyncs each object instead.
+	syncFS func(root *os.File) error
+	// rootFD is the root, open from New on for syncFS (see Sync).
+	rootFD *os.File
+	// syncfsMin is the smallest batch Sync flushes with syncFS; tests lower it.
+	syncfsMin int
 }
 
 // New returns a driver storing objects under root, creating root and its temp directory
@@ -63,7 +82,12 @@ func New(root string) (*FS, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("storage root: %w", err)
 	}
-	s := &FS{root: root, tmp: tmp, move: os.Rename}
+	rootFD, err := os.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("storage root: %w", err)
+	}
+	s := &FS{root: root, tmp: tmp, move: os.Rename, link: moveNoReplace, fsync: (*os.File).Sync,
+		syncFS: syncFS, rootFD: rootFD, syncfsMin: defaultSyncfsMin}
 	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	return s, nil
 }

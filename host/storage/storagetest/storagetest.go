@@ -24,12 +24,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -56,6 +58,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) storage.Driver) {
 		{"List", testList},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Adopt", testAdopt},
+		{"BatchAdopt", testBatchAdopt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -455,4 +458,74 @@ func testAdopt(t *testing.T, d storage.Driver) {
 		t.Errorf("Adopt to ../y = %v, want ErrInvalidKey", err)
 	}
 	checkKeys(t, d, "", "adopted/x")
+}
+
+// testBatchAdopt runs only for drivers that implement [storage.BatchAdopter]. Durability
+// across a crash cannot be observed here; what is checked is that objects adopted without
+// sync behave as adopted ones do, replace as Put does, and that Sync accepts them and
+// refuses keys without an object.
+func testBatchAdopt(t *testing.T, d storage.Driver) {
+	b, ok := d.(storage.BatchAdopter)
+	if !ok {
+		t.Skip("driver does not implement storage.BatchAdopter")
+	}
+	ctx := t.Context()
+	dir := t.TempDir()
+	var keys []string
+	objs := map[string][]byte{}
+	for i := range 20 {
+		data := randBytes(uint64(200+i), 1000*i)
+		src := filepath.Join(dir, "download-"+strconv.Itoa(i))
+		if err := os.WriteFile(src, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		key := "batch/" + strconv.Itoa(i%3) + "/" + strconv.Itoa(i)
+		info, err := b.AdoptNoSync(ctx, key, src)
+		if err != nil {
+			t.Fatalf("AdoptNoSync %s: %v", key, err)
+		}
+		if info.Key != key || info.Size != int64(len(data)) {
+			t.Errorf("AdoptNoSync = %+v, want key %s, size %d", info, key, len(data))
+		}
+		checkRecent(t, "AdoptNoSync ModTime", info.ModTime)
+		if _, err := os.Stat(src); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("adopted file still present: %v", err)
+		}
+		keys = append(keys, key)
+		objs[key] = data
+	}
+	// Replacing an object, as a second download of the same artifact does.
+	put(t, d, "batch/replaced", []byte("old bytes"))
+	src := filepath.Join(dir, "replacement")
+	if err := os.WriteFile(src, []byte("new bytes!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AdoptNoSync(ctx, "batch/replaced", src); err != nil {
+		t.Fatalf("AdoptNoSync over an object: %v", err)
+	}
+	keys = append(keys, "batch/replaced")
+	objs["batch/replaced"] = []byte("new bytes!")
+	if err := b.Sync(ctx, keys); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if err := b.Sync(ctx, nil); err != nil {
+		t.Errorf("Sync of no keys: %v", err)
+	}
+	for key, data := range objs {
+		checkObject(t, d, key, data)
+	}
+	checkKeys(t, d, "", slices.Sorted(maps.Keys(objs))...)
+
+	if _, err := b.AdoptNoSync(ctx, "batch/missing", filepath.Join(dir, "nothing")); err == nil {
+		t.Error("AdoptNoSync of a missing file succeeded")
+	}
+	if _, err := b.AdoptNoSync(ctx, "../x", src); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("AdoptNoSync to ../x = %v, want ErrInvalidKey", err)
+	}
+	if err := b.Sync(ctx, []string{keys[0], "batch/missing"}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Sync of a key without an object = %v, want ErrNotFound", err)
+	}
+	if err := b.Sync(ctx, []string{"../x"}); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Errorf("Sync of ../x = %v, want ErrInvalidKey", err)
+	}
 }
