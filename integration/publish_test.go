@@ -75,6 +75,8 @@ func TestPublicationsDistributionsAndUploads(t *testing.T) {
 			{map[string]any{"repository_version": rh + "versions/9/"}, "repository_version"},
 			{map[string]any{"repository": "/pulp/api/v3/repositories/file/file/0190c8a4-0000-7000-8000-000000000000/"}, "repository"},
 			{map[string]any{"repository": rh, "bogus": 1}, "bogus"},
+			{map[string]any{"repository": nil}, "repository"},
+			{map[string]any{"repository_version": "/pulp/api/v3/tasks/0190c8a4-0000-7000-8000-000000000000/"}, "repository_version"},
 			{map[string]any{"repository": rh, "manifest": 7}, "manifest"},
 		} {
 			body := srv.JSON(t, http.MethodPost, "publications/file/file/", c.body, http.StatusBadRequest)

@@ -173,21 +173,17 @@ func (s *Server) contentInput(r *http.Request, o object, ct ContentType, fileArt
 	if sources != 1 && len(fe) == 0 {
 		fe.add("non_field_errors", "Exactly one of 'file', 'artifact' or 'upload' must be given.")
 	}
-	if ref, _ := o.hrefOf(fe, "repository", href.Repositories); ref != nil {
-		repo, err := s.DB.GetRepository(ctx, ref.ID)
-		switch {
-		case errors.Is(err, db.ErrNotFound):
-			fe.add("repository", "Invalid hyperlink - Object does not exist.")
-		case err != nil:
-			return a, err
-		default:
-			rt, ok := s.types.repos[repo.PulpType]
-			if !ok || !contains(rt.ContentTypes, ct.PulpType) {
-				fe.add("repository", "Repository of type %s cannot hold %s content.", repo.PulpType, ct.PulpType)
-				break
-			}
+	repo, err := s.repositoryRef(ctx, o, fe, "repository")
+	if err != nil {
+		return a, err
+	}
+	if repo != nil {
+		rt, ok := s.types.repos[repo.PulpType]
+		if ok && contains(rt.ContentTypes, ct.PulpType) {
 			a.Repository, a.RepoHref, a.ContentTypes = &repo.ID, s.types.repoHref(repo.PulpType, repo.ID), rt.ContentTypes
 			a.RepoKeys = s.repoKeys(rt)
+		} else {
+			fe.add("repository", "Repository of type %s cannot hold %s content.", repo.PulpType, ct.PulpType)
 		}
 	}
 	return a, fe.err()

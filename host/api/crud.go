@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"strings"
 
+	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/href"
 	"github.com/pulpo/pulpo/host/openapi"
 )
@@ -113,4 +116,40 @@ func readOne[T any](load func(*http.Request) (T, error), render func(T) map[stri
 		}
 		return detailJSON(w, r, http.StatusOK, render(v))
 	}
+}
+
+// createOne serves a synchronous create: input validates the body onto a
+// copy of blank, create stores it (a taken name answers 400 on name), and
+// the stored object is rendered with 201.
+func createOne[T any](blank T, input func(*http.Request, object, *T) error,
+	create func(context.Context, T) (T, error), render func(T) map[string]any) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		o, err := decodeObject(w, r)
+		if err != nil {
+			return err
+		}
+		v := blank
+		if err := input(r, o, &v); err != nil {
+			return err
+		}
+		created, err := create(r.Context(), v)
+		if errors.Is(err, db.ErrConflict) {
+			return fieldError("name", "This field must be unique.")
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusCreated, render(created))
+	}
+}
+
+// declared finds the plugin-declared type named pulpType.
+func declared[T any](types []T, pulpType string, name func(T) string) (T, bool) {
+	for _, t := range types {
+		if name(t) == pulpType {
+			return t, true
+		}
+	}
+	var zero T
+	return zero, false
 }

@@ -45,12 +45,7 @@ var distributionOrdering = []string{"pulp_id", "pulp_created", "pulp_last_update
 const distributionsResource = href.APIRoot + "distributions/"
 
 func (s *Server) distributionType(pulpType string) (DistributionType, bool) {
-	for _, dt := range s.Types.Distributions {
-		if dt.PulpType == pulpType {
-			return dt, true
-		}
-	}
-	return DistributionType{}, false
+	return declared(s.Types.Distributions, pulpType, func(t DistributionType) string { return t.PulpType })
 }
 
 func (s *Server) distributionHref(pulpType string, id uuid.UUID) string {
@@ -259,58 +254,41 @@ func (s *Server) servedObject(r *http.Request, o object, fe fieldErrors, dt Dist
 		fe.add("non_field_errors", "Only one of the attributes 'repository', 'repository_version' and 'publication' may be used simultaneously.")
 		return nil
 	}
-	_, hasRepo := o["repository"]
-	_, hasVersion := o["repository_version"]
-	_, hasPub := o["publication"]
-	if !partial || given == 1 || hasRepo || hasVersion || hasPub {
+	if given == 1 || !partial {
 		// Setting one clears the others, as Pulp does.
-		if given == 1 || !partial {
-			x.RepositoryID, x.RepositoryVersionID, x.PublicationID = nil, nil, nil
+		x.RepositoryID, x.RepositoryVersionID, x.PublicationID = nil, nil, nil
+	}
+	for name, id := range map[string]**uuid.UUID{"repository": &x.RepositoryID,
+		"repository_version": &x.RepositoryVersionID, "publication": &x.PublicationID} {
+		if raw, ok := o[name]; ok && isNull(raw) {
+			*id = nil
 		}
 	}
 	plugin := dt.Plugin + "."
-	if raw, ok := o["repository"]; ok && !isNull(raw) {
-		ref, _ := o.hrefOf(fe, "repository", href.Repositories)
-		if ref != nil {
-			repo, err := s.DB.GetRepository(ctx, ref.ID)
-			switch {
-			case errors.Is(err, db.ErrNotFound):
-				fe.add("repository", "Invalid hyperlink - Object does not exist.")
-			case err != nil:
-				return err
-			case !strings.HasPrefix(repo.PulpType, plugin):
-				fe.add("repository", "Type for Repository '%s' does not match Distribution type %s.", repo.PulpType, dt.PulpType)
-			default:
-				x.RepositoryID = &repo.ID
-			}
-		}
-	} else if ok && partial {
-		x.RepositoryID = nil
+	mismatch := func(field, kind, typ string) {
+		fe.add(field, "Type for %s '%s' does not match Distribution type %s.", kind, typ, dt.PulpType)
 	}
-	if raw, ok := o["repository_version"]; ok && !isNull(raw) {
-		var h string
-		if err := json.Unmarshal(raw, &h); err != nil {
-			fe.add("repository_version", "Incorrect type. Expected URL string.")
-		} else if ref, err := href.Parse(h); err != nil || ref.Master != href.Repositories || !ref.IsVersion() {
-			fe.add("repository_version", "Invalid hyperlink - %q is not a repository version href", h)
+	repo, err := s.repositoryRef(ctx, o, fe, "repository")
+	if err != nil {
+		return err
+	}
+	if repo != nil {
+		if strings.HasPrefix(repo.PulpType, plugin) {
+			x.RepositoryID = &repo.ID
 		} else {
-			v, err := s.DB.GetVersion(ctx, ref.ID, ref.Version)
-			repo, rerr := s.DB.GetRepository(ctx, ref.ID)
-			switch {
-			case errors.Is(err, db.ErrNotFound) || errors.Is(rerr, db.ErrNotFound) || (err == nil && !v.Complete):
-				fe.add("repository_version", "Invalid hyperlink - Object does not exist.")
-			case err != nil:
-				return err
-			case rerr != nil:
-				return rerr
-			case !strings.HasPrefix(repo.PulpType, plugin):
-				fe.add("repository_version", "Type for Repository '%s' does not match Distribution type %s.", repo.PulpType, dt.PulpType)
-			default:
-				x.RepositoryVersionID = &v.ID
-			}
+			mismatch("repository", "Repository", repo.PulpType)
 		}
-	} else if ok && partial {
-		x.RepositoryVersionID = nil
+	}
+	vrepo, v, err := s.versionRef(ctx, o, fe, "repository_version")
+	if err != nil {
+		return err
+	}
+	if v != nil {
+		if strings.HasPrefix(vrepo.PulpType, plugin) {
+			x.RepositoryVersionID = &v.ID
+		} else {
+			mismatch("repository_version", "Repository", vrepo.PulpType)
+		}
 	}
 	if raw, ok := o["publication"]; ok && !isNull(raw) {
 		ref, _ := o.hrefOf(fe, "publication", href.Publications)
@@ -326,13 +304,11 @@ func (s *Server) servedObject(r *http.Request, o object, fe fieldErrors, dt Dist
 			case err != nil:
 				return err
 			case !strings.HasPrefix(p.PulpType, plugin):
-				fe.add("publication", "Type for Publication '%s' does not match Distribution type %s.", p.PulpType, dt.PulpType)
+				mismatch("publication", "Publication", p.PulpType)
 			default:
 				x.PublicationID = &p.ID
 			}
 		}
-	} else if ok && partial {
-		x.PublicationID = nil
 	}
 	return nil
 }

@@ -2,11 +2,14 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/href"
 	"github.com/pulpo/pulpo/host/openapi"
 )
@@ -217,4 +220,58 @@ func extend(base *openapi.Schema, fields []Field, required bool) *openapi.Schema
 		}
 	}
 	return &s
+}
+
+// repositoryRef loads the repository an href field names; nil when the
+// field is absent, null or wrong (then fe names it).
+func (s *Server) repositoryRef(ctx context.Context, o object, fe fieldErrors, name string) (*db.Repository, error) {
+	ref, _ := o.hrefOf(fe, name, href.Repositories)
+	if ref == nil {
+		return nil, nil
+	}
+	repo, err := s.DB.GetRepository(ctx, ref.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		fe.add(name, "Invalid hyperlink - Object does not exist.")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &repo, nil
+}
+
+// versionRef loads the complete repository version a version href field
+// names, and its repository; nils when the field is absent, null or wrong
+// (then fe names it). An incomplete version does not exist yet.
+func (s *Server) versionRef(ctx context.Context, o object, fe fieldErrors, name string) (*db.Repository, *db.RepositoryVersion, error) {
+	raw, ok := o[name]
+	if !ok || isNull(raw) {
+		return nil, nil, nil
+	}
+	var h string
+	if json.Unmarshal(raw, &h) != nil {
+		fe.add(name, "Incorrect type. Expected URL string.")
+		return nil, nil, nil
+	}
+	ref, err := href.Parse(h)
+	if err != nil || ref.Master != href.Repositories || !ref.IsVersion() {
+		fe.add(name, "Invalid hyperlink - %q is not a repository version href", h)
+		return nil, nil, nil
+	}
+	v, err := s.DB.GetVersion(ctx, ref.ID, ref.Version)
+	if err == nil && !v.Complete {
+		err = db.ErrNotFound
+	}
+	var repo db.Repository
+	if err == nil {
+		repo, err = s.DB.GetRepository(ctx, ref.ID)
+	}
+	if errors.Is(err, db.ErrNotFound) {
+		fe.add(name, "Invalid hyperlink - Object does not exist.")
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return &repo, &v, nil
 }

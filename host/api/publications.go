@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -124,42 +123,31 @@ func (s *Server) createPublication(pt PublicationType) handlerFunc {
 		if err := fe.err(); err != nil {
 			return err
 		}
-		var repo db.Repository
+		var repo *db.Repository
 		number := -1
 		field := "repository"
 		if hasRepo {
-			ref, _ := o.hrefOf(fe, "repository", href.Repositories)
-			if err := fe.err(); err != nil {
+			if repo, err = s.repositoryRef(r.Context(), o, fe, field); err != nil {
 				return err
 			}
-			if repo, err = s.DB.GetRepository(r.Context(), ref.ID); err != nil {
-				if errors.Is(err, db.ErrNotFound) {
-					return fieldError("repository", "Invalid hyperlink - Object does not exist.")
-				}
-				return err
+			if repo != nil {
+				number = repo.LatestVersion
 			}
-			number = repo.LatestVersion
 		} else {
 			field = "repository_version"
-			var h string
-			ref, perr := href.Ref{}, error(nil)
-			if json.Unmarshal(o["repository_version"], &h) != nil {
-				return fieldError(field, "Incorrect type. Expected URL string.")
-			}
-			if ref, perr = href.Parse(h); perr != nil || ref.Master != href.Repositories || !ref.IsVersion() {
-				return fieldError(field, "Invalid hyperlink - %q is not a repository version href", h)
-			}
-			v, err := s.DB.GetVersion(r.Context(), ref.ID, ref.Version)
-			if errors.Is(err, db.ErrNotFound) || (err == nil && !v.Complete) {
-				return fieldError(field, "Invalid hyperlink - Object does not exist.")
-			}
-			if err != nil {
+			var v *db.RepositoryVersion
+			if repo, v, err = s.versionRef(r.Context(), o, fe, field); err != nil {
 				return err
 			}
-			if repo, err = s.DB.GetRepository(r.Context(), ref.ID); err != nil {
-				return err
+			if v != nil {
+				number = v.Number
 			}
-			number = v.Number
+		}
+		if repo == nil && len(fe) == 0 {
+			fe.add(field, "This field may not be null.")
+		}
+		if err := fe.err(); err != nil {
+			return err
 		}
 		if p, _ := segments(repo.PulpType); p != pt.Plugin {
 			return fieldError(field, "Type for Repository '%s' does not match Publication type %s.", repo.PulpType, pt.PulpType)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -78,12 +77,7 @@ var remoteOrdering = []string{"pulp_id", "pulp_created", "pulp_last_updated", "n
 
 // remoteType finds the declared type of a pulp_type.
 func (s *Server) remoteType(pulpType string) (RemoteType, bool) {
-	for _, rt := range s.Types.Remotes {
-		if rt.PulpType == pulpType {
-			return rt, true
-		}
-	}
-	return RemoteType{}, false
+	return declared(s.Types.Remotes, pulpType, func(t RemoteType) string { return t.PulpType })
 }
 
 // remoteHrefOf builds a remote's href from its own pulp_type; a type no
@@ -508,24 +502,9 @@ func (s *Server) uniqueRemoteName(r *http.Request, name string, self uuid.UUID) 
 }
 
 func (s *Server) createRemote(rt RemoteType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		o, err := decodeObject(w, r)
-		if err != nil {
-			return err
-		}
-		rm := db.Remote{PulpType: rt.PulpType}
-		if err := s.remoteInput(o, rt, &rm, true, false); err != nil {
-			return err
-		}
-		created, err := s.DB.CreateRemote(r.Context(), rm)
-		if errors.Is(err, db.ErrConflict) {
-			return fieldError("name", "This field must be unique.")
-		}
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusCreated, s.renderRemote(created))
-	}
+	return createOne(db.Remote{PulpType: rt.PulpType},
+		func(_ *http.Request, o object, rm *db.Remote) error { return s.remoteInput(o, rt, rm, true, false) },
+		s.DB.CreateRemote, s.renderRemote)
 }
 
 func (s *Server) updateRemote(rt RemoteType, partial bool) handlerFunc {

@@ -301,24 +301,11 @@ func (s *Server) repoInput(r *http.Request, o object, rt RepositoryType, repo *d
 }
 
 func (s *Server) createRepository(rt RepositoryType) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		o, err := decodeObject(w, r)
-		if err != nil {
-			return err
-		}
-		repo := db.Repository{PulpType: rt.PulpType}
-		if err := s.repoInput(r, o, rt, &repo, true, false); err != nil {
-			return err
-		}
-		created, err := s.DB.CreateRepository(r.Context(), repo)
-		if errors.Is(err, db.ErrConflict) {
-			return fieldError("name", "This field must be unique.")
-		}
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusCreated, s.renderRepository(created))
-	}
+	return createOne(db.Repository{PulpType: rt.PulpType},
+		func(r *http.Request, o object, repo *db.Repository) error {
+			return s.repoInput(r, o, rt, repo, true, false)
+		},
+		s.DB.CreateRepository, s.renderRepository)
 }
 
 func (s *Server) updateRepository(rt RepositoryType, partial bool) handlerFunc {
