@@ -125,7 +125,7 @@ func (r *resolver) listen(ctx context.Context) {
 	arm()
 	err := r.db.Listen(ctx, []string{db.ChannelContentCache}, func(n db.Notification) {
 		r.flush()
-		if n.Channel == "" { // reconnected: changes may have been missed
+		if n.Channel == "" { // (re)connected: changes may have been missed
 			arm()
 			return
 		}

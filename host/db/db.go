@@ -137,9 +137,9 @@ type Notification struct {
 }
 
 // Listen holds one connection LISTENing on channels and calls fn for each
-// notification until ctx ends. It reconnects after connection errors, calling
-// fn with an empty Notification after each reconnect so callers can re-check
-// what they may have missed.
+// notification until ctx ends. It reconnects after connection errors. Each
+// time LISTEN is in place, the first time included, it calls fn with an empty
+// Notification so callers can re-check what was sent before they listened.
 func (d *DB) Listen(ctx context.Context, channels []string, fn func(Notification)) error {
 	for {
 		err := d.listenOnce(ctx, channels, fn)
@@ -152,7 +152,6 @@ func (d *DB) Listen(ctx context.Context, channels []string, fn func(Notification
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-		fn(Notification{})
 	}
 }
 
@@ -169,6 +168,7 @@ func (d *DB) listenOnce(ctx context.Context, channels []string, fn func(Notifica
 			return err
 		}
 	}
+	fn(Notification{})
 	for {
 		n, err := pc.WaitForNotification(ctx)
 		if err != nil {

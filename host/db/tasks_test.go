@@ -48,7 +48,14 @@ func TestCancelAndDeleteTask(t *testing.T) {
 		d.Listen(lctx, []string{db.ChannelTaskCancel}, func(n db.Notification) { notes <- n }) //nolint:errcheck // ends with lctx
 	})
 	t.Cleanup(func() { stop(); lwg.Wait() })
-	time.Sleep(200 * time.Millisecond) // let LISTEN start
+	select { // Listen reports an empty notification once LISTEN is in place
+	case n := <-notes:
+		if n.Channel != "" {
+			t.Fatalf("first notification %+v, want the empty one", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LISTEN never started")
+	}
 
 	waiting := must[db.Task](t)(d.InsertTask(ctx, db.NewTask{Name: "t", ExclusiveResources: []string{"a"}}))
 	running := runningTask(t, d, w, db.NewTask{Name: "t", ExclusiveResources: []string{"b"}})

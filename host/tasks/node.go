@@ -222,7 +222,7 @@ func (n *Node) listen(ctx context.Context) {
 			}
 		case db.ChannelTaskWakeup:
 			n.wakeAll()
-		default: // reconnected: notifications may have been lost
+		default: // (re)connected: notifications sent before may be lost
 			n.wakeAll()
 			n.recheckCancels(ctx)
 		}
