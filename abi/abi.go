@@ -38,6 +38,10 @@ const (
 	// ExportHandleRoute answers a request under one of the plugin's live route prefixes.
 	// Required when Describe declares routes.
 	ExportHandleRoute = "handle_route"
+	// ExportContentFromUpload reads bytes a client uploaded (a pushed manifest) and returns
+	// the unit they make. Optional; a host offers uploads of types whose fields come from
+	// the bytes only to plugins exporting it.
+	ExportContentFromUpload = "content_from_upload"
 
 	// MarkerPrefix starts the marker export that names the ABI version a plugin was built
 	// for: MarkerPrefix + "<major>_<minor>", a function of type () -> () the host never calls.

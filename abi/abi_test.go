@@ -114,6 +114,12 @@ func TestCheckContent(t *testing.T) {
 	if err := describeFile.CheckContent(okFile); err != nil {
 		t.Fatal(err)
 	}
+	withHeaders := okFile
+	withHeaders.Artifacts = []abi.DeclarativeArtifact{{RelativePath: "a/b", URL: "http://x/a/b",
+		Headers: map[string]string{"accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"}}}
+	if err := describeFile.CheckContent(withHeaders); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		d    abi.Describe
@@ -130,6 +136,14 @@ func TestCheckContent(t *testing.T) {
 			dc.Artifacts[0].RelativePath = "../b"
 		}, "clean relative path"},
 		{"no url", describeFile, func(dc *abi.DeclarativeContent) { dc.Artifacts[0].URL = "" }, "url is empty"},
+		{"header owned by the host", describeFile, func(dc *abi.DeclarativeContent) {
+			dc.Artifacts[0].Headers = map[string]string{"accept": "*/*", "authorization": "Bearer x"}
+		}, `headers "authorization": the host owns`},
+		{"header not lower case", describeFile, func(dc *abi.DeclarativeContent) { dc.Artifacts[0].Headers = map[string]string{"Accept": "*/*"} }, "lower case"},
+		{"header not a token", describeFile, func(dc *abi.DeclarativeContent) { dc.Artifacts[0].Headers = map[string]string{"a b": "1"} }, "not an HTTP token"},
+		{"header value injection", describeFile, func(dc *abi.DeclarativeContent) {
+			dc.Artifacts[0].Headers = map[string]string{"accept": "a\r\nx-evil: 1"}
+		}, "control character"},
 		{"undeclared relation", describeContainer, func(dc *abi.DeclarativeContent) {
 			*dc = abi.DeclarativeContent{Type: "container.tag", Fields: raw(`{"name":"latest","digest":"sha256:00"}`),
 				Relations: []abi.Relation{{Name: "points_to", To: abi.ContentRef{Type: "container.manifest", Key: raw(`{}`)}}}}

@@ -39,6 +39,42 @@ type DeclarativeArtifact struct {
 	// Deferred asks the host to record where the artifact is without downloading it now
 	// (policies on_demand and streamed).
 	Deferred bool `json:"deferred,omitempty"`
+	// Headers are extra request headers for the host's download of this artifact, at sync
+	// or later on demand: lower-case names, e.g. accept for a registry manifest. Names the
+	// host owns (ForbiddenArtifactHeader) are refused.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// ForbiddenArtifactHeader reports whether an artifact may not set header name (lower
+// case): the host owns credentials, ranges, framing and the connection.
+func ForbiddenArtifactHeader(name string) bool {
+	switch name {
+	case "authorization", "proxy-authorization", "cookie", "host", "range", "content-length",
+		"transfer-encoding", "connection", "te", "trailer", "upgrade", "keep-alive", "proxy-connection":
+		return true
+	}
+	return false
+}
+
+// checkHeader reports what is wrong with an artifact request header, or "".
+func checkHeader(name, value string) string {
+	if name == "" || name != strings.ToLower(name) {
+		return "name must be lower case and not empty"
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return "name is not an HTTP token"
+		}
+	}
+	if ForbiddenArtifactHeader(name) {
+		return "the host owns this header"
+	}
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return "value holds a control character"
+		}
+	}
+	return ""
 }
 
 // Relation links a unit to another unit. The target is emitted in the same call (earlier or
@@ -134,6 +170,11 @@ func (d *Describe) CheckContent(dc DeclarativeContent) error {
 		}
 		if a.Size < 0 {
 			return fmt.Errorf("%s: artifacts[%d]: negative size", dc.Type, i)
+		}
+		for name, value := range a.Headers {
+			if msg := checkHeader(name, value); msg != "" {
+				return fmt.Errorf("%s: artifacts[%d]: headers %q: %s", dc.Type, i, name, msg)
+			}
 		}
 	}
 	for i, r := range dc.Relations {

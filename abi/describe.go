@@ -173,4 +173,32 @@ type Route struct {
 	// Prefix starts and ends with "/" and is not under "/pulp/".
 	Prefix      string `json:"prefix"`
 	Description string `json:"description,omitempty"`
+	// Protocol, when set, says the route speaks a protocol the host may serve natively
+	// with the plugin's types in the roles the protocol names, calling no export per
+	// request. A host that does not implement the protocol sends the route's requests to
+	// handle_route as for any route. Known: ProtocolOCIDistribution.
+	Protocol string `json:"protocol,omitempty"`
+	// Registry gives the types' roles for ProtocolOCIDistribution.
+	Registry *RegistryRoles `json:"registry,omitempty"`
+}
+
+// ProtocolOCIDistribution is the OCI distribution API (pull, push, content discovery and
+// management) under the route's prefix, e.g. /v2/.
+const ProtocolOCIDistribution = "oci-distribution"
+
+// RegistryRoles names the plugin's types that play the roles of the OCI distribution
+// protocol. Each content type follows the protocol's conventions (spec section 9.1):
+// blobs and manifests are named by a required string field "digest" (their natural key
+// and their one artifact's relative path), manifests carry "media_type", tags carry
+// "name" and "digest" (the tagged manifest's) and exactly one relation to the manifest
+// type. The host builds pushed tags from these fields alone.
+type RegistryRoles struct {
+	BlobType     string `json:"blob_type"`
+	ManifestType string `json:"manifest_type"`
+	TagType      string `json:"tag_type"`
+	// DistributionType is the type of distributions serving repositories by base_path.
+	DistributionType string `json:"distribution_type"`
+	// PushRepositoryType is the repository type pushes create and fill; empty: no push.
+	// Pushing manifests needs the content_from_upload export.
+	PushRepositoryType string `json:"push_repository_type,omitempty"`
 }

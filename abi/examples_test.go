@@ -75,6 +75,7 @@ var describeContainer = abi.Describe{
 				}},
 				{Name: "type", Type: abi.TypeString, Required: true, Description: "image, index, artifact, helm, bootable, flatpak, cosign_signature, cosign_attestation, cosign_attestation_bundle or cosign_sbom"},
 				{Name: "artifact_type", Type: abi.TypeString, Description: "An OCI artifact's artifactType, or else its config media type"},
+				{Name: "subject", Type: abi.TypeString, Description: "Digest of the manifest this one refers to (OCI 1.1 subject)"},
 				{Name: "annotations", Type: abi.TypeObject, Description: "OCI annotations of the manifest"},
 				{Name: "labels", Type: abi.TypeObject, Description: "Labels of the image config"},
 				{Name: "architecture", Type: abi.TypeString, Description: "From the image config, else from the index entry"},
@@ -143,5 +144,7 @@ var describeContainer = abi.Describe{
 			{Name: "description", Type: abi.TypeString, Description: "Free text"},
 		},
 	}},
-	Routes: []abi.Route{{Prefix: "/v2/", Description: "OCI distribution API"}},
+	Routes: []abi.Route{{Prefix: "/v2/", Description: "OCI distribution API", Protocol: abi.ProtocolOCIDistribution,
+		Registry: &abi.RegistryRoles{BlobType: "container.blob", ManifestType: "container.manifest", TagType: "container.tag",
+			DistributionType: "container.container", PushRepositoryType: "container.container_push"}}},
 }

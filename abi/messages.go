@@ -226,3 +226,26 @@ type RouteResponse struct {
 	// instead; artifact bytes never pass through a plugin.
 	ServeArtifact string `json:"serve_artifact,omitempty"`
 }
+
+// UploadRequest is the input of content_from_upload: bytes a client uploaded, stored by
+// the host as an artifact and mounted read-only at Path, to be read as a unit of Type.
+type UploadRequest struct {
+	// Type is the content type the host wants, one the plugin declares.
+	Type string `json:"type"`
+	// Path is the guest path of the uploaded bytes, under InDir.
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// Digest is the digest the client addressed the bytes by, "<algorithm>:<hex>" (a
+	// manifest pushed by sha512 digest), checked by the host; empty: "sha256:" + SHA256.
+	Digest string `json:"digest,omitempty"`
+	// MediaType is the Content-Type the client sent, if any.
+	MediaType string `json:"media_type,omitempty"`
+}
+
+// UploadResponse is the output of content_from_upload: the unit, with its fields and
+// relations. Its artifact is the uploaded one, at the relative path the type's
+// relative_path_field names; Artifacts must be empty.
+type UploadResponse struct {
+	Content DeclarativeContent `json:"content"`
+}

@@ -113,8 +113,75 @@ func (d *Describe) Validate() error {
 			v.addf("%s: declared twice", at)
 		}
 		prefixes[r.Prefix] = true
+		v.route(at, r, d, repos, dists)
 	}
 	return v.err()
+}
+
+// route checks a route's protocol declaration: the roles of ProtocolOCIDistribution name
+// declared types that follow the protocol's conventions. Other protocols are left to the
+// hosts that know them.
+func (v *validator) route(at string, r Route, d *Describe, repos, dists map[string]bool) {
+	if r.Protocol != ProtocolOCIDistribution {
+		if r.Registry != nil {
+			v.addf("%s: registry needs protocol %q", at, ProtocolOCIDistribution)
+		}
+		return
+	}
+	if r.Registry == nil {
+		v.addf("%s: protocol %q needs registry roles", at, r.Protocol)
+		return
+	}
+	roles := r.Registry
+	digestType := func(role, name string) (ContentType, bool) {
+		ct, ok := d.ContentTypeByName(name)
+		if !ok {
+			v.addf("%s: registry %s %q is not a declared content type", at, role, name)
+			return ct, false
+		}
+		f, _ := fieldOf(ct, "digest")
+		if f.Type != TypeString || !f.Required || len(ct.NaturalKey) != 1 || ct.NaturalKey[0] != "digest" ||
+			ct.Artifacts.Count != ArtifactsOne || ct.Artifacts.RelativePathField != "digest" {
+			v.addf("%s: registry %s %q: want natural key [digest] and one artifact at relative path digest", at, role, name)
+		}
+		return ct, true
+	}
+	digestType("blob_type", roles.BlobType)
+	if mt, ok := digestType("manifest_type", roles.ManifestType); ok {
+		if f, _ := fieldOf(mt, "media_type"); f.Type != TypeString {
+			v.addf("%s: registry manifest_type %q: want a string field media_type", at, roles.ManifestType)
+		}
+	}
+	if tt, ok := d.ContentTypeByName(roles.TagType); !ok {
+		v.addf("%s: registry tag_type %q is not a declared content type", at, roles.TagType)
+	} else {
+		n := 0
+		for _, rel := range tt.Relations {
+			if rel.To == roles.ManifestType && !rel.Many {
+				n++
+			}
+		}
+		name, _ := fieldOf(tt, "name")
+		digest, _ := fieldOf(tt, "digest")
+		if name.Type != TypeString || digest.Type != TypeString || n != 1 {
+			v.addf("%s: registry tag_type %q: want string fields name and digest and one single relation to %q", at, roles.TagType, roles.ManifestType)
+		}
+	}
+	if !dists[roles.DistributionType] {
+		v.addf("%s: registry distribution_type %q is not declared", at, roles.DistributionType)
+	}
+	if roles.PushRepositoryType != "" && !repos[roles.PushRepositoryType] {
+		v.addf("%s: registry push_repository_type %q is not declared", at, roles.PushRepositoryType)
+	}
+}
+
+func fieldOf(ct ContentType, name string) (Field, bool) {
+	for _, f := range ct.Fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Field{}, false
 }
 
 type validator struct{ errs []error }

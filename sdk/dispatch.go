@@ -23,13 +23,16 @@ func handleDescribe(_ bridge.Host, input []byte) ([]byte, error) {
 	return json.Marshal(registered.describe)
 }
 
+// The input is decoded before the handler's presence is checked: malformed input is
+// invalid_input whatever the plugin offers (spec section 6).
+
 func handleSync(h bridge.Host, input []byte) (out []byte, err error) {
-	if registered.Sync == nil {
-		return nil, Errorf(abi.CodeUnimplemented, "plugin %s does not sync", registered.Name)
-	}
 	var req abi.SyncRequest
 	if err := json.Unmarshal(input, &req); err != nil {
 		return nil, Errorf(abi.CodeInvalidInput, "sync request: %v", err)
+	}
+	if registered.Sync == nil {
+		return nil, Errorf(abi.CodeUnimplemented, "plugin %s does not sync", registered.Name)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -50,12 +53,12 @@ func handleSync(h bridge.Host, input []byte) (out []byte, err error) {
 }
 
 func handlePublish(h bridge.Host, input []byte) ([]byte, error) {
-	if registered.Publish == nil {
-		return nil, Errorf(abi.CodeUnimplemented, "plugin %s does not publish", registered.Name)
-	}
 	var req abi.PublishRequest
 	if err := json.Unmarshal(input, &req); err != nil {
 		return nil, Errorf(abi.CodeInvalidInput, "publish request: %v", err)
+	}
+	if registered.Publish == nil {
+		return nil, Errorf(abi.CodeUnimplemented, "plugin %s does not publish", registered.Name)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

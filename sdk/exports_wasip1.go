@@ -33,6 +33,9 @@ func publishExport() int32 { return serve(bridge.Registered.Publish) }
 //go:wasmexport handle_route
 func handleRouteExport() int32 { return serve(bridge.Registered.HandleRoute) }
 
+//go:wasmexport content_from_upload
+func contentFromUploadExport() int32 { return serve(bridge.Registered.FromUpload) }
+
 func serve(h bridge.Handler) int32 {
 	// Cheap insurance against the reactor GC issue seen with Go guests (go-plugin #78).
 	defer runtime.Gosched()

@@ -36,6 +36,10 @@ type Plugin struct {
 	Publish func(ctx context.Context, p *Publish) error
 	// Routes are the live API prefixes the plugin answers.
 	Routes []Route
+	// FromUpload reads bytes a client uploaded (a pushed manifest) as a unit of one of
+	// the plugin's types: content_from_upload. Optional; without it the export answers
+	// unimplemented.
+	FromUpload func(ctx context.Context, u *Upload) (Unit, error)
 }
 
 // Type is a content type bound to the Go type that holds its fields.
@@ -154,7 +158,7 @@ func Register(p Plugin) {
 		rp.byName[t.spec.Name] = &d.ContentTypes[i]
 	}
 	for _, r := range p.Routes {
-		d.Routes = append(d.Routes, abi.Route{Prefix: r.Prefix, Description: r.Description})
+		d.Routes = append(d.Routes, abi.Route{Prefix: r.Prefix, Description: r.Description, Protocol: r.Protocol, Registry: r.Registry})
 	}
 	rp.describe = d
 	registered = rp
@@ -163,6 +167,7 @@ func Register(p Plugin) {
 		SyncFirstStage: wire(handleSync),
 		Publish:        wire(handlePublish),
 		HandleRoute:    wire(handleRoute),
+		FromUpload:     wire(handleUpload),
 	}
 }
 

@@ -15,7 +15,11 @@ import (
 type Route struct {
 	Prefix      string
 	Description string
-	Handle      func(ctx context.Context, r *Request) (abi.RouteResponse, error)
+	// Protocol and Registry declare a protocol the host may serve natively
+	// (abi.ProtocolOCIDistribution); Handle then answers only hosts that do not.
+	Protocol string
+	Registry *abi.RegistryRoles
+	Handle   func(ctx context.Context, r *Request) (abi.RouteResponse, error)
 }
 
 // Request is one live API request.

@@ -120,7 +120,7 @@ func Check(m *Module, host abi.Version) (Result, error) {
 	}
 	res.Version = mine[0]
 
-	for _, name := range []string{abi.ExportDescribe, abi.ExportSyncFirstStage, abi.ExportPublish, abi.ExportHandleRoute} {
+	for _, name := range []string{abi.ExportDescribe, abi.ExportSyncFirstStage, abi.ExportPublish, abi.ExportHandleRoute, abi.ExportContentFromUpload} {
 		e, ok := m.Export(name)
 		switch {
 		case !ok && name == abi.ExportDescribe:

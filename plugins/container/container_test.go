@@ -194,6 +194,11 @@ func TestSyncImagesIndexAndArtifact(t *testing.T) {
 					a.Size != int64(len(body)) || a.Deferred || m.Digest != d || m.SchemaVersion != 2 {
 					t.Errorf("manifest %s: %+v %+v", d, m, dc.Artifacts)
 				}
+				// The host's download of it must ask for manifests, as the fetch did.
+				if acc := a.Headers["accept"]; !strings.Contains(acc, "application/vnd.oci.image.index.v1+json") ||
+					!strings.Contains(acc, "application/vnd.docker.distribution.manifest.v2+json") {
+					t.Errorf("manifest %s: artifact headers %v, want an accept of manifest media types", d, a.Headers)
+				}
 			}
 			// Blobs carry registry URLs, digests and sizes, deferred unless immediate.
 			for _, dc := range e.byTyp[blobType] {

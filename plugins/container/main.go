@@ -55,6 +55,7 @@ type Manifest struct {
 	Type string `json:"type" pulpo:"required" desc:"image, index, artifact, helm, bootable, flatpak, cosign_signature, cosign_attestation, cosign_attestation_bundle or cosign_sbom"`
 	// ArtifactType is an OCI artifact's artifactType, or its config media type.
 	ArtifactType        string            `json:"artifact_type,omitempty" desc:"An OCI artifact's artifactType, or else its config media type"`
+	Subject             string            `json:"subject,omitempty" desc:"Digest of the manifest this one refers to (OCI 1.1 subject)"`
 	Annotations         map[string]string `json:"annotations" desc:"OCI annotations of the manifest"`
 	Labels              map[string]string `json:"labels" desc:"Labels of the image config"`
 	Architecture        string            `json:"architecture,omitempty" desc:"From the image config, else from the index entry"`
@@ -154,20 +155,25 @@ func init() {
 				{Name: "description", Type: abi.TypeString, Description: "Free text"},
 			},
 		}},
-		Sync: syncFirstStage,
+		Sync:       syncFirstStage,
+		FromUpload: fromUpload,
 		Routes: []sdk.Route{{
 			Prefix:      "/v2/",
 			Description: "OCI distribution API",
-			Handle:      handleRegistry,
+			// The host serves the registry natively with these types in these roles.
+			Protocol: abi.ProtocolOCIDistribution,
+			Registry: &abi.RegistryRoles{BlobType: blobType, ManifestType: manifestType, TagType: tagType,
+				DistributionType: containerType, PushRepositoryType: pushType},
+			Handle: handleRegistry,
 		}},
 	})
 }
 
-// handleRegistry answers the registry API. The API (pull, push, token auth) is a later
-// task; until then every request answers unimplemented, so that the host can tell a missing
+// handleRegistry answers hosts that do not serve the oci-distribution protocol natively:
+// the plugin does not implement the registry itself, so that the host can tell a missing
 // feature from a missing repository.
 func handleRegistry(_ context.Context, r *sdk.Request) (abi.RouteResponse, error) {
-	return abi.RouteResponse{}, sdk.Errorf(abi.CodeUnimplemented, "registry API %s %s is not implemented yet", r.Method, r.Path)
+	return abi.RouteResponse{}, sdk.Errorf(abi.CodeUnimplemented, "registry API %s %s needs a host serving the %s protocol", r.Method, r.Path, abi.ProtocolOCIDistribution)
 }
 
 func main() {}

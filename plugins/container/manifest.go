@@ -93,6 +93,8 @@ type rawManifest struct {
 	Layers        []Descriptor      `json:"layers"`
 	Manifests     []Descriptor      `json:"manifests"`
 	Annotations   map[string]string `json:"annotations"`
+	// Subject is the manifest an OCI 1.1 artifact refers to (referrers API).
+	Subject *Descriptor `json:"subject"`
 	// FSLayers marks a schema 1 manifest.
 	FSLayers json.RawMessage `json:"fsLayers"`
 }

@@ -354,8 +354,11 @@ func (sy *syncer) manifest(ctx context.Context, ref, want string, hint *Platform
 	// The host downloads the manifest once more from its by-digest URL and stores those
 	// exact bytes, checked against the sha256 of what arrived here. Manifests are never
 	// deferred: the registry API serves them from storage whatever the policy, and they
-	// are metadata, as the tag list is.
-	art := abi.DeclarativeArtifact{RelativePath: digest, URL: sy.reg.manifestURL(digest), SHA256: f.SHA256, Size: f.Size}
+	// are metadata, as the tag list is. The host's download sends the same Accept as this
+	// fetch: a registry built on distribution answers a manifest GET without a matching
+	// Accept with a converted manifest or a 404.
+	art := abi.DeclarativeArtifact{RelativePath: digest, URL: sy.reg.manifestURL(digest), SHA256: f.SHA256, Size: f.Size,
+		Headers: map[string]string{"accept": acceptManifests}}
 	unit := sdk.Unit{Artifacts: []abi.DeclarativeArtifact{art}}
 	m := Manifest{Digest: digest, SchemaVersion: pm.raw.SchemaVersion, MediaType: pm.mediaType,
 		Annotations: orEmpty(pm.raw.Annotations), Labels: map[string]string{}}

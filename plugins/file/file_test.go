@@ -92,8 +92,11 @@ func TestDescribe(t *testing.T) {
 	if dt := d.DistributionTypes[0]; dt.Name != "file.file" || !dt.ServeFromPublication {
 		t.Fatalf("distribution type: %+v", dt)
 	}
-	if len(d.SyncOptions) != 0 || len(d.Routes) != 0 {
-		t.Fatalf("sync options %+v, routes %+v: want none", d.SyncOptions, d.Routes)
+	if so := d.SyncOptions; len(so) != 1 || so[0].Name != "optimize" || so[0].Type != abi.TypeBoolean || string(so[0].Default) != "true" {
+		t.Fatalf("sync options %+v: want pulp_file's optimize, default true", so)
+	}
+	if len(d.Routes) != 0 {
+		t.Fatalf("routes %+v: want none", d.Routes)
 	}
 	if got := d.RequiredExports(); strings.Join(got, ",") != "describe,sync_first_stage,publish" {
 		t.Fatalf("required exports %v", got)

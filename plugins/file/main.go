@@ -80,6 +80,11 @@ func init() {
 			Description:          "Serves the files of a publication",
 			ServeFromPublication: true,
 		}},
+		SyncOptions: []abi.Field{{
+			Name: "optimize", Type: abi.TypeBoolean,
+			Description: "Skip the sync when nothing changed upstream",
+			Default:     json.RawMessage(`true`),
+		}},
 		Sync:    syncFirstStage,
 		Publish: publish,
 	})

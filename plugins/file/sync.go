@@ -34,6 +34,44 @@ type syncDetails struct {
 	Entries     int64 `json:"entries"`
 }
 
+// syncOptions are the file plugin's sync options (describe's sync_options).
+type syncOptions struct {
+	// Optimize skips a sync when nothing changed (pulp_file's optimize, default true).
+	Optimize *bool `json:"optimize"`
+}
+
+// codeSkipped is pulp_file's progress report for an optimized-away sync.
+const (
+	codeSkipped = "sync.was_skipped"
+	msgSkipped  = "Sync was skipped"
+)
+
+// unchanged reports whether pulp_file would skip this sync as optimized: the last sync
+// from this remote (the host hands its details back only while the repository's latest
+// version is still the one it left) had the same url and manifest checksum, and neither
+// did the policy become immediate nor mirror become true. It reports the skip as progress.
+func unchanged(ctx context.Context, s *sdk.Sync, manifestSHA256 string) (bool, error) {
+	var opts syncOptions
+	if err := s.Options(&opts); err != nil {
+		return false, err
+	}
+	if opts.Optimize != nil && !*opts.Optimize {
+		return false, nil
+	}
+	var last syncDetails
+	ok, err := s.LastSyncDetails(&last)
+	if err != nil || !ok {
+		return false, err
+	}
+	if last.URL != s.Remote.URL || last.ManifestSHA256 != manifestSHA256 ||
+		last.Policy != abi.PolicyImmediate && s.Remote.Policy == abi.PolicyImmediate ||
+		!last.Mirror && s.Mirror {
+		return false, nil
+	}
+	err = s.Progress(ctx, abi.ProgressReport{Code: codeSkipped, Message: msgSkipped, State: abi.StateSkipped})
+	return err == nil, err
+}
+
 // syncFirstStage fetches the remote's manifest and emits one file.file unit per entry,
 // each with one artifact next to the manifest.
 func syncFirstStage(ctx context.Context, s *sdk.Sync) error {
@@ -53,6 +91,14 @@ func syncFirstStage(ctx context.Context, s *sdk.Sync) error {
 	}
 	if err := s.Progress(ctx, abi.ProgressReport{Code: codeDownloading, Message: msgDownloading, State: abi.StateCompleted, Done: 1, Total: 1}); err != nil {
 		return err
+	}
+	if skip, err := unchanged(ctx, s, f.SHA256); err != nil || skip {
+		if err != nil {
+			return err
+		}
+		s.Skip()
+		// The details stay those of the sync that made the repository's content.
+		return s.SetDetails(s.Repository.LastSyncDetails)
 	}
 
 	body, err := f.Open()

@@ -183,6 +183,23 @@ func (h *Host) Route(req abi.RouteRequest) (abi.RouteResponse, error) {
 	return resp, err
 }
 
+// FromUpload runs content_from_upload on body, written to the fake mount; Path, SHA256
+// and Size are set from it.
+func (h *Host) FromUpload(req abi.UploadRequest, body []byte) (abi.UploadResponse, error) {
+	h.t.Helper()
+	h.Describe()
+	h.resetDirs()
+	path := filepath.Join(h.inDir, "upload")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	req.Path, req.SHA256, req.Size = path, hex.EncodeToString(sum[:]), int64(len(body))
+	var resp abi.UploadResponse
+	err := h.call(bridge.Registered.FromUpload, req, &resp)
+	return resp, err
+}
+
 func (h *Host) call(handler bridge.Handler, req, resp any) error {
 	h.t.Helper()
 	in, err := json.Marshal(req)

@@ -29,6 +29,8 @@ type Exports struct {
 	SyncFirstStage Handler
 	Publish        Handler
 	HandleRoute    Handler
+	// FromUpload is content_from_upload.
+	FromUpload Handler
 }
 
 // Registered holds the entry points of the registered plugin; zero until sdk.Register runs.
