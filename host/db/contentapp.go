@@ -311,13 +311,15 @@ type RemoteSource struct {
 	Digests  map[string]string
 	FailedAt *time.Time
 	Remote   Remote
+	// Headers are the plugin's extra request headers for this artifact.
+	Headers map[string]string
 }
 
 // RemoteSources lists the remote artifacts of a content artifact with their
 // remotes, those that failed within cooldown last.
 func (d *DB) RemoteSources(ctx context.Context, contentArtifact uuid.UUID, cooldown time.Duration) ([]RemoteSource, error) {
 	rows, err := d.pool.Query(ctx, `SELECT ra.id, ra.url, ra.size, ra.md5, ra.sha1, ra.sha224, ra.sha256, ra.sha384,
-		ra.sha512, ra.failed_at, `+prefixed("r.", remoteColumns)+`
+		ra.sha512, ra.failed_at, ra.headers, `+prefixed("r.", remoteColumns)+`
 		FROM remote_artifacts ra JOIN remotes r ON r.id = ra.remote_id
 		WHERE ra.content_artifact_id = $1
 		ORDER BY coalesce(ra.failed_at > now() - $2::interval, false), ra.created_at, ra.id`, contentArtifact, cooldown)
@@ -328,7 +330,7 @@ func (d *DB) RemoteSources(ctx context.Context, contentArtifact uuid.UUID, coold
 		var s RemoteSource
 		dg := make([]*string, 6)
 		r := &s.Remote
-		err := row.Scan(&s.ID, &s.URL, &s.Size, &dg[0], &dg[1], &dg[2], &dg[3], &dg[4], &dg[5], &s.FailedAt,
+		err := row.Scan(&s.ID, &s.URL, &s.Size, &dg[0], &dg[1], &dg[2], &dg[3], &dg[4], &dg[5], &s.FailedAt, &s.Headers,
 			&r.ID, &r.CreatedAt, &r.UpdatedAt, &r.PulpType, &r.Name, &r.PulpLabels, &r.URL, &r.CACert,
 			&r.ClientCert, &r.ClientKey, &r.TLSValidation, &r.ProxyURL, &r.ProxyUsername, &r.ProxyPassword,
 			&r.Username, &r.Password, &r.Policy, &r.DownloadConcurrency, &r.MaxRetries, &r.TotalTimeout,

@@ -114,6 +114,12 @@ func condition(col string, f Filter, arg func(any) string) (string, error) {
 		return col + " IS NOT NULL", nil
 	case "has":
 		return arg(f.Value) + " = ANY(" + col + ")", nil
+	case "visible":
+		v, ok := f.Value.(Visible)
+		if !ok {
+			return "", fmt.Errorf("%w: %s__visible needs a Visible", ErrBadFilter, f.Field)
+		}
+		return visibleCondition(col, v, arg), nil
 	}
 	return "", fmt.Errorf("%w: unknown lookup %q on %q", ErrBadFilter, f.Op, f.Field)
 }

@@ -36,6 +36,8 @@ type RemoteArtifact struct {
 	URL               string
 	Size              *int64
 	Digests           map[string]string
+	// Headers are extra request headers for downloading it (the plugin's).
+	Headers map[string]string
 }
 
 // UpsertRemoteArtifacts records remote artifacts, updating url, size and
@@ -51,10 +53,14 @@ func (d *DB) UpsertRemoteArtifacts(ctx context.Context, ras []RemoteArtifact) er
 	n := len(sorted)
 	ids, cas, remotes, urls := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]string, n)
 	sizes := make([]*int64, n)
+	headers := make([]map[string]string, n)
 	dg := map[string][]*string{"md5": make([]*string, n), "sha1": make([]*string, n), "sha224": make([]*string, n),
 		"sha256": make([]*string, n), "sha384": make([]*string, n), "sha512": make([]*string, n)}
 	for i, ra := range sorted {
 		ids[i], cas[i], remotes[i], urls[i], sizes[i] = NewID(), ra.ContentArtifactID, ra.RemoteID, ra.URL, ra.Size
+		if len(ra.Headers) > 0 {
+			headers[i] = ra.Headers
+		}
 		for name, v := range ra.Digests {
 			if col, ok := dg[name]; ok {
 				v := v
@@ -62,13 +68,14 @@ func (d *DB) UpsertRemoteArtifacts(ctx context.Context, ras []RemoteArtifact) er
 			}
 		}
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, md5, sha1, sha224, sha256, sha384, sha512)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+	_, err := d.pool.Exec(ctx, `INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, md5, sha1, sha224, sha256, sha384, sha512, headers)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[])
 		ON CONFLICT (content_artifact_id, remote_id) DO UPDATE SET url = excluded.url, size = excluded.size,
 			md5 = excluded.md5, sha1 = excluded.sha1, sha224 = excluded.sha224, sha256 = excluded.sha256,
-			sha384 = excluded.sha384, sha512 = excluded.sha512, failed_at = NULL, updated_at = now()
-		WHERE (remote_artifacts.url, remote_artifacts.size, remote_artifacts.sha256) IS DISTINCT FROM (excluded.url, excluded.size, excluded.sha256)`,
-		ids, cas, remotes, urls, sizes, dg["md5"], dg["sha1"], dg["sha224"], dg["sha256"], dg["sha384"], dg["sha512"])
+			sha384 = excluded.sha384, sha512 = excluded.sha512, headers = excluded.headers, failed_at = NULL, updated_at = now()
+		WHERE (remote_artifacts.url, remote_artifacts.size, remote_artifacts.sha256, remote_artifacts.headers)
+			IS DISTINCT FROM (excluded.url, excluded.size, excluded.sha256, excluded.headers)`,
+		ids, cas, remotes, urls, sizes, dg["md5"], dg["sha1"], dg["sha224"], dg["sha256"], dg["sha384"], dg["sha512"], headers)
 	return translate(err)
 }
 

@@ -1,0 +1,14 @@
+DROP TRIGGER IF EXISTS created_resources_grant ON created_resources;
+DROP TRIGGER IF EXISTS repositories_forget_roles ON repositories;
+DROP TRIGGER IF EXISTS remotes_forget_roles ON remotes;
+DROP TRIGGER IF EXISTS distributions_forget_roles ON distributions;
+DROP TRIGGER IF EXISTS publications_forget_roles ON publications;
+DROP TRIGGER IF EXISTS content_guards_forget_roles ON content_guards;
+DROP TRIGGER IF EXISTS tasks_forget_roles ON tasks;
+DROP TRIGGER IF EXISTS uploads_forget_roles ON uploads;
+DROP TRIGGER IF EXISTS role_assignments_task_owner ON role_assignments;
+DROP FUNCTION IF EXISTS auth_grant_task_owner();
+DROP FUNCTION IF EXISTS auth_forget_object();
+DROP FUNCTION IF EXISTS auth_grant_created();
+DROP FUNCTION IF EXISTS auth_owner_role(text);
+DROP TABLE IF EXISTS role_assignments, roles, group_users, groups, users;
