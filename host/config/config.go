@@ -20,9 +20,10 @@
 // ("30s", "1m30s"), sizes in bytes, orphan_protection_time in minutes. Lists
 // are separated by commas (allowed_content_checksums) or colons (plugin_dir)
 // in the environment and in flags; a flag holding a list may also be
-// repeated, and in the file a list may be a JSON array of strings. In the
-// file, integer settings may also be JSON numbers. The file may carry
-// "version": 1; unknown keys are errors.
+// repeated, and in the file a list may be a JSON array of strings. Booleans
+// (s3_path_style, content_redirect) are true or false (also 1 or 0). In the
+// file, integer settings may also be JSON numbers and booleans JSON
+// booleans. The file may carry "version": 1; unknown keys are errors.
 //
 //	{
 //	  "version": 1,
@@ -75,6 +76,12 @@ type Config struct {
 	// routes on one port. Only used by serve.
 	// Default: 127.0.0.1:24817. Key listen.
 	Listen string
+
+	// MetricsListen, when set, is a second TCP address serving only
+	// /metrics (Prometheus), /livez and /readyz, so that `pulpo worker`,
+	// which has no HTTP server of its own, can be scraped and probed; serve
+	// answers them on Listen as well. Default: "" (none). Key metrics_listen.
+	MetricsListen string
 
 	// DataDir holds everything a single-machine install keeps on disk:
 	//
@@ -129,6 +136,24 @@ type Config struct {
 	// Default: DataDir/media. Key storage_root.
 	StorageRoot string
 
+	// Storage is where artifacts are kept: "fs", files under StorageRoot, or
+	// "s3", objects in the bucket S3Bucket. Working files (WorkDir) stay on
+	// local disk either way. Processes sharing a database must share the
+	// storage: the same bucket and prefix, or the same shared directory.
+	// Default: fs. Key storage.
+	Storage string
+
+	// S3Bucket, S3Endpoint, S3PublicEndpoint, S3Region, S3AccessKey,
+	// S3SecretKey, S3Prefix and S3PathStyle configure the s3 storage; see
+	// package storage/s3 for their meaning. The bucket and both keys are
+	// required with storage s3. S3SecretKey is never logged.
+	// Defaults: none, except S3Region us-east-1 and S3PathStyle false.
+	// Keys s3_bucket, s3_endpoint, s3_public_endpoint, s3_region,
+	// s3_access_key, s3_secret_key, s3_prefix, s3_path_style.
+	S3Bucket, S3Endpoint, S3PublicEndpoint, S3Region string
+	S3AccessKey, S3SecretKey, S3Prefix               string
+	S3PathStyle                                      bool
+
 	// AllowedChecksums are the digests computed and accepted for artifacts,
 	// from md5, sha1, sha224, sha256, sha384 and sha512; sha256 is required.
 	// Load lower-cases them, drops duplicates and sorts them from weakest to
@@ -158,6 +183,34 @@ type Config struct {
 	// Key content_path_prefix.
 	ContentPathPrefix string
 
+	// ContentRedirect has the content app answer a GET of a stored artifact
+	// with a 302 to a presigned URL of the object store, valid for
+	// ContentRedirectTTL, instead of streaming the bytes itself; content
+	// guards are checked first. Needs storage s3. Default: false.
+	// Key content_redirect.
+	ContentRedirect bool
+
+	// ContentRedirectTTL is how long a presigned redirect URL is valid, from
+	// 1s to 7 days; clients follow it at once, so keep it short.
+	// Default: 5m. Key content_redirect_ttl.
+	ContentRedirectTTL time.Duration
+
+	// AdminUsername is the bootstrap administrator (a superuser). Default:
+	// admin. Key admin_username.
+	AdminUsername string
+
+	// AdminPassword, or the content of AdminPasswordFile, is the bootstrap
+	// administrator's password, set at every start. Without either, the
+	// first start generates one into DataDir/admin-password (mode 0600).
+	// Never logged. Keys admin_password, admin_password_file.
+	AdminPassword     string
+	AdminPasswordFile string
+
+	// AuthCacheTTL is how long verified API credentials are remembered in
+	// memory, so bcrypt runs once per client and period rather than per
+	// request; 0 disables the cache. Default: 30s. Key auth_cache_ttl.
+	AuthCacheTTL time.Duration
+
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	// Default: info. Key log_level.
 	LogLevel string
@@ -171,7 +224,9 @@ type Config struct {
 	// Key plugin_memory_pages.
 	PluginMemoryPages uint32
 
-	// PluginCallTimeout bounds one call into a plugin; a call that runs
+	// PluginCallTimeout bounds the CPU time a plugin uses during one call;
+	// time in host functions (downloads, a full queue downstream) does not
+	// count, so a long sync is not cut short. A plugin that runs
 	// longer is aborted and its task fails. Default: 60s.
 	// Key plugin_call_timeout.
 	PluginCallTimeout time.Duration
@@ -180,6 +235,17 @@ type Config struct {
 	// how many calls into one plugin run at once. Default: 4.
 	// Key plugin_pool_size.
 	PluginPoolSize int
+
+	// MemoryLimit is the Go runtime's soft memory limit in bytes
+	// (debug.SetMemoryLimit): the garbage collector works harder as the
+	// process's Go memory nears it, which keeps peak RSS flat. It applies
+	// once the plugins are loaded (a first, uncached compile needs more).
+	// 0 turns it off; the GOMEMLIMIT environment variable wins. Compiled
+	// plugin code (about 45 MiB for the bundled plugins) and the binary come
+	// on top. Default: 80 MiB. Key memory_limit.
+	MemoryLimit int64
+
+	workDir string // set by WithWorkDir
 }
 
 // Defaults, exported for documentation and tests.
@@ -204,20 +270,38 @@ func defaults() Config {
 		Content:              true,
 		WorkerTTL:            30 * time.Second,
 		TaskPoll:             5 * time.Second,
+		Storage:              "fs",
+		S3Region:             "us-east-1",
+		ContentRedirectTTL:   5 * time.Minute,
 		AllowedChecksums:     []string{"sha224", "sha256", "sha384", "sha512"},
 		MaxUploadChunk:       100 << 20,
 		OrphanProtectionTime: 1440 * time.Minute,
 		ContentPathPrefix:    DefaultContentPathPrefix,
 		LogLevel:             "info",
 		LogFormat:            "text",
+		AdminUsername:        "admin",
+		AuthCacheTTL:         30 * time.Second,
 		PluginMemoryPages:    4096,
 		PluginCallTimeout:    60 * time.Second,
 		PluginPoolSize:       4,
+		MemoryLimit:          80 << 20,
 	}
 }
 
 // WorkDir is the directory for working files of uploads and tasks: DataDir/tmp.
-func (c Config) WorkDir() string { return filepath.Join(c.DataDir, "tmp") }
+func (c Config) WorkDir() string {
+	if c.workDir != "" {
+		return c.workDir
+	}
+	return filepath.Join(c.DataDir, "tmp")
+}
+
+// WithWorkDir returns c with WorkDir answering dir: the server gives each process its
+// own directory under DataDir/tmp (package scratch).
+func (c Config) WithWorkDir(dir string) Config {
+	c.workDir = dir
+	return c
+}
 
 // PostgresDir is the directory of the embedded PostgreSQL cluster, used when
 // DatabaseURL is empty: DataDir/postgres.
@@ -252,6 +336,7 @@ func (c Config) Clone() Config {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen", c.Listen),
+		slog.String("metrics_listen", c.MetricsListen),
 		slog.String("data_dir", c.DataDir),
 		slog.Any("plugin_dir", c.PluginDirs),
 		slog.String("database_url", RedactURL(c.DatabaseURL)),
@@ -262,17 +347,41 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("worker_ttl", c.WorkerTTL),
 		slog.Duration("task_poll", c.TaskPoll),
 		slog.String("storage_root", c.StorageRoot),
+		slog.String("storage", c.Storage),
+		slog.String("s3_bucket", c.S3Bucket),
+		slog.String("s3_endpoint", c.S3Endpoint),
+		slog.String("s3_public_endpoint", c.S3PublicEndpoint),
+		slog.String("s3_region", c.S3Region),
+		slog.String("s3_access_key", c.S3AccessKey),
+		slog.String("s3_secret_key", redacted(c.S3SecretKey)),
+		slog.String("s3_prefix", c.S3Prefix),
+		slog.Bool("s3_path_style", c.S3PathStyle),
 		slog.Any("allowed_content_checksums", c.AllowedChecksums),
 		slog.Int64("upload_max_chunk_size", c.MaxUploadChunk),
 		slog.Duration("orphan_protection_time", c.OrphanProtectionTime),
 		slog.String("content_origin", c.ContentOrigin),
 		slog.String("content_path_prefix", c.ContentPathPrefix),
+		slog.Bool("content_redirect", c.ContentRedirect),
+		slog.Duration("content_redirect_ttl", c.ContentRedirectTTL),
+		slog.String("admin_username", c.AdminUsername),
+		slog.String("admin_password", redacted(c.AdminPassword)),
+		slog.String("admin_password_file", c.AdminPasswordFile),
+		slog.Duration("auth_cache_ttl", c.AuthCacheTTL),
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Uint64("plugin_memory_pages", uint64(c.PluginMemoryPages)),
 		slog.Duration("plugin_call_timeout", c.PluginCallTimeout),
 		slog.Int("plugin_pool_size", c.PluginPoolSize),
+		slog.Int64("memory_limit", c.MemoryLimit),
 	)
+}
+
+// redacted hides a secret, saying only whether one is set.
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "xxxxx"
 }
 
 var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(\\.|[^'])*'|\S+)`)

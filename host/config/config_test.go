@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,15 +57,21 @@ func TestDefaults(t *testing.T) {
 		WorkerTTL:            30 * time.Second,
 		TaskPoll:             5 * time.Second,
 		StorageRoot:          filepath.Join(data, "media"),
+		Storage:              "fs",
+		S3Region:             "us-east-1",
+		ContentRedirectTTL:   5 * time.Minute,
 		AllowedChecksums:     []string{"sha224", "sha256", "sha384", "sha512"},
 		MaxUploadChunk:       100 << 20,
 		OrphanProtectionTime: 24 * time.Hour,
 		ContentPathPrefix:    "/pulp/content/",
 		LogLevel:             "info",
 		LogFormat:            "text",
+		AdminUsername:        "admin",
+		AuthCacheTTL:         30 * time.Second,
 		PluginMemoryPages:    4096,
 		PluginCallTimeout:    time.Minute,
 		PluginPoolSize:       4,
+		MemoryLimit:          80 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -193,12 +200,20 @@ func TestPrecedence(t *testing.T) {
 			"PULPO_ORPHAN_PROTECTION_TIME": "0", "PULPO_CONTENT_ORIGIN": "https://cdn.example.com/",
 			"PULPO_CONTENT_PATH_PREFIX": "/c/", "PULPO_LOG_LEVEL": "debug", "PULPO_LOG_FORMAT": "json",
 			"PULPO_PLUGIN_MEMORY_PAGES": "16", "PULPO_PLUGIN_CALL_TIMEOUT": "1s", "PULPO_PLUGIN_POOL_SIZE": "1",
+			"PULPO_STORAGE": "s3", "PULPO_S3_BUCKET": "b", "PULPO_S3_ENDPOINT": "http://s3:9000", "PULPO_S3_PUBLIC_ENDPOINT": "https://s3.example.com",
+			"PULPO_S3_REGION": "eu-west-1", "PULPO_S3_ACCESS_KEY": "a", "PULPO_S3_SECRET_KEY": "s", "PULPO_S3_PREFIX": "p",
+			"PULPO_S3_PATH_STYLE": "1", "PULPO_CONTENT_REDIRECT": "true", "PULPO_CONTENT_REDIRECT_TTL": "30s",
+			"PULPO_MEMORY_LIMIT": "0", "PULPO_ADMIN_USERNAME": "root", "PULPO_ADMIN_PASSWORD": "pw-from-env",
+			"PULPO_ADMIN_PASSWORD_FILE": "/pw", "PULPO_AUTH_CACHE_TTL": "0s",
 		}, func(t *testing.T, c Config) {
 			want := Config{Listen: "0.0.0.0:80", DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
 				DatabaseMaxConns: 7, Workers: 9, WorkerTTL: 3 * time.Second, TaskPoll: 250 * time.Millisecond,
 				StorageRoot: "/s", AllowedChecksums: []string{"sha256"}, MaxUploadChunk: 1024,
 				ContentOrigin: "https://cdn.example.com", ContentPathPrefix: "/c/", LogLevel: "debug", LogFormat: "json",
-				PluginMemoryPages: 16, PluginCallTimeout: time.Second, PluginPoolSize: 1}
+				PluginMemoryPages: 16, PluginCallTimeout: time.Second, PluginPoolSize: 1,
+				Storage: "s3", S3Bucket: "b", S3Endpoint: "http://s3:9000", S3PublicEndpoint: "https://s3.example.com", S3Region: "eu-west-1",
+				S3AccessKey: "a", S3SecretKey: "s", S3Prefix: "p", S3PathStyle: true, ContentRedirect: true, ContentRedirectTTL: 30 * time.Second,
+				MemoryLimit: 0, AdminUsername: "root", AdminPassword: "pw-from-env", AdminPasswordFile: "/pw"}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("\n got %+v\nwant %+v", c, want)
 			}
@@ -293,7 +308,23 @@ func TestErrors(t *testing.T) {
 		{"memory pages too many", nil, map[string]string{"PULPO_PLUGIN_MEMORY_PAGES": "65537"}, []string{"must be from 1 to 65536 pages of 64 KiB, got 65537"}},
 		{"memory pages syntax", nil, map[string]string{"PULPO_PLUGIN_MEMORY_PAGES": "-1"}, []string{`PULPO_PLUGIN_MEMORY_PAGES: "-1" is not a number of pages`}},
 		{"call timeout", nil, map[string]string{"PULPO_PLUGIN_CALL_TIMEOUT": "0s"}, []string{"plugin_call_timeout (--plugin-call-timeout/PULPO_PLUGIN_CALL_TIMEOUT): must be positive"}},
+		{"memory limit", nil, map[string]string{"PULPO_MEMORY_LIMIT": "-1"}, []string{"memory_limit (--memory-limit/PULPO_MEMORY_LIMIT): must be 0 (none) or a number of bytes"}},
 		{"pool size", nil, map[string]string{"PULPO_PLUGIN_POOL_SIZE": "0"}, []string{"plugin_pool_size (--plugin-pool-size/PULPO_PLUGIN_POOL_SIZE): must be at least 1, got 0"}},
+		{"storage kind", nil, map[string]string{"PULPO_STORAGE": "gcs"}, []string{`storage (--storage/PULPO_STORAGE): "gcs" is not fs or s3`}},
+		{"s3 incomplete", nil, map[string]string{"PULPO_STORAGE": "s3", "PULPO_S3_REGION": " "}, []string{
+			"s3_bucket (--s3-bucket/PULPO_S3_BUCKET): must be set with storage s3",
+			"s3_access_key (--s3-access-key/PULPO_S3_ACCESS_KEY): must be set",
+			"s3_secret_key (--s3-secret-key/PULPO_S3_SECRET_KEY): must be set"}},
+		{"s3 endpoints and prefix", []string{"serve", "--storage", "s3", "--s3-bucket", "b", "--s3-access-key", "a", "--s3-secret-key", "s",
+			"--s3-endpoint", "minio:9000", "--s3-public-endpoint", "https://u:p@s3.example.com", "--s3-prefix", "a/../b"}, nil, []string{
+			`s3_endpoint (--s3-endpoint/PULPO_S3_ENDPOINT): "minio:9000" is not an http:// or https:// URL`,
+			`s3_public_endpoint (--s3-public-endpoint/PULPO_S3_PUBLIC_ENDPOINT): "https://u:xxxxx@s3.example.com" must not carry credentials`,
+			`s3_prefix (--s3-prefix/PULPO_S3_PREFIX): "a/../b" must be`}},
+		{"path style syntax", nil, map[string]string{"PULPO_S3_PATH_STYLE": "yes"}, []string{`PULPO_S3_PATH_STYLE: "yes" is not true or false`}},
+		{"redirect needs s3", []string{"serve", "--content-redirect", "true"}, nil, []string{`content_redirect (--content-redirect/PULPO_CONTENT_REDIRECT): needs storage s3 (storage is "fs")`}},
+		{"redirect ttl", nil, map[string]string{"PULPO_CONTENT_REDIRECT_TTL": "200h"}, []string{"content_redirect_ttl (--content-redirect-ttl/PULPO_CONTENT_REDIRECT_TTL): must be from 1s to 168h, got 200h0m0s"}},
+		{"file bool type", []string{"serve", "--config", writeFile(t, `{"s3_path_style": 1, "content_redirect": "maybe"}`)}, nil, []string{
+			"s3_path_style: must be a boolean or a string", `content_redirect: "maybe" is not true or false`}},
 		{"file missing", []string{"serve", "--config", "/nonexistent/pulpo.json"}, nil, []string{"config file: open /nonexistent/pulpo.json"}},
 		{"file not json", []string{"serve", "--config", writeFile(t, `listen: x`)}, nil, []string{"not a JSON object"}},
 		{"file trailing data", []string{"serve", "--config", writeFile(t, `{} {}`)}, nil, []string{"data after the JSON object"}},
@@ -450,6 +481,32 @@ func TestReadme(t *testing.T) {
 			if !strings.Contains(string(data), name) {
 				t.Errorf("README.md does not mention %s", name)
 			}
+		}
+	}
+}
+
+// TestS3 loads a complete s3 configuration from the three layers and checks
+// that logging it hides the secret key.
+func TestS3(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, `{"storage": "s3", "s3_bucket": "pulp", "s3_path_style": true, "s3_secret_key": "file-secret"}`)
+	c, _, err := Load([]string{"serve", "--config", file, "--s3-secret-key", "hunter2-secret", "--content-redirect=true"},
+		envMap(map[string]string{"PULPO_S3_ACCESS_KEY": "AKIAEXAMPLE", "PULPO_S3_ENDPOINT": "http://127.0.0.1:9000", "PULPO_S3_PREFIX": "pulpo/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage != "s3" || c.S3Bucket != "pulp" || !c.S3PathStyle || c.S3SecretKey != "hunter2-secret" || c.S3AccessKey != "AKIAEXAMPLE" ||
+		c.S3Endpoint != "http://127.0.0.1:9000" || c.S3Prefix != "pulpo/" || c.S3Region != "us-east-1" || !c.ContentRedirect || c.ContentRedirectTTL != 5*time.Minute {
+		t.Fatalf("loaded %+v", c)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "config", c)
+	if strings.Contains(b.String(), "hunter2") {
+		t.Errorf("the secret key is logged: %s", b.String())
+	}
+	for _, want := range []string{`"s3_secret_key":"xxxxx"`, `"s3_bucket":"pulp"`, `"content_redirect":true`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("log lacks %s: %s", want, b.String())
 		}
 	}
 }

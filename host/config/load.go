@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -294,6 +295,10 @@ func fileValues(s setting, v any) ([]string, error) {
 		if s.kind == kindInt || s.kind == kindMinutes {
 			return []string{v.String()}, nil
 		}
+	case bool:
+		if s.kind == kindBool {
+			return []string{strconv.FormatBool(v)}, nil
+		}
 	case []any:
 		if s.kind == kindList {
 			out := []string{}
@@ -314,6 +319,8 @@ func fileValues(s setting, v any) ([]string, error) {
 		return nil, errors.New("must be a string or an array of strings")
 	case kindInt, kindMinutes:
 		return nil, errors.New("must be a number or a string")
+	case kindBool:
+		return nil, errors.New("must be a boolean or a string")
 	}
 	return nil, errors.New("must be a string")
 }
@@ -346,6 +353,7 @@ func (c *Config) resolve() error {
 		c.StorageRoot = filepath.Join(c.DataDir, "media")
 	}
 	abs(&c.StorageRoot)
+	abs(&c.AdminPasswordFile)
 	if c.PluginDirs == nil && c.DataDir != "" {
 		c.PluginDirs = []string{filepath.Join(c.DataDir, "plugins")}
 		if fi, err := os.Stat(BundledPluginDir); err == nil && fi.IsDir() {

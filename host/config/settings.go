@@ -20,6 +20,7 @@ const (
 	kindDuration      // Go syntax
 	kindMinutes       // whole minutes; also a JSON number in the file
 	kindList          // sep-separated; also a JSON array of strings in the file
+	kindBool          // true or false (strconv.ParseBool); also a JSON boolean in the file
 )
 
 // setting describes one configurable field. Its names derive from key: file
@@ -49,6 +50,9 @@ func settings() []setting {
 		{key: "listen", arg: "ADDR", def: DefaultListen,
 			help: "address of the HTTP server (API, content app, plugin routes)",
 			set:  str(func(c *Config) *string { return &c.Listen })},
+		{key: "metrics_listen", arg: "ADDR", def: "none",
+			help: "extra address serving only /metrics, /livez and /readyz (for worker)",
+			set:  str(func(c *Config) *string { return &c.MetricsListen })},
 		{key: "data_dir", arg: "DIR", def: DefaultDataDir,
 			help: "root of media/, tmp/, postgres/, cache/ and plugins/",
 			set:  str(func(c *Config) *string { return &c.DataDir })},
@@ -73,6 +77,33 @@ func settings() []setting {
 		{key: "storage_root", arg: "DIR", def: "<data-dir>/media",
 			help: "directory of the filesystem artifact storage",
 			set:  str(func(c *Config) *string { return &c.StorageRoot })},
+		{key: "storage", arg: "KIND", def: "fs",
+			help: "artifact storage: fs (files under storage_root) or s3 (an S3 bucket, see the s3_* settings)",
+			set:  str(func(c *Config) *string { return &c.Storage })},
+		{key: "s3_bucket", arg: "NAME", def: "none",
+			help: "existing bucket of the s3 storage",
+			set:  str(func(c *Config) *string { return &c.S3Bucket })},
+		{key: "s3_endpoint", arg: "URL", def: "none: Amazon S3 in s3_region",
+			help: "URL of an S3-compatible service, e.g. https://minio.example.com:9000",
+			set:  str(func(c *Config) *string { return &c.S3Endpoint })},
+		{key: "s3_public_endpoint", arg: "URL", def: "none: s3_endpoint",
+			help: "URL clients use to reach the store, in presigned redirects, when it differs from s3_endpoint",
+			set:  str(func(c *Config) *string { return &c.S3PublicEndpoint })},
+		{key: "s3_region", arg: "REGION", def: "us-east-1",
+			help: "region the S3 requests are signed for",
+			set:  str(func(c *Config) *string { return &c.S3Region })},
+		{key: "s3_access_key", arg: "KEY", def: "none",
+			help: "access key id of the s3 storage",
+			set:  str(func(c *Config) *string { return &c.S3AccessKey })},
+		{key: "s3_secret_key", arg: "SECRET", def: "none",
+			help: "secret access key of the s3 storage (never logged)",
+			set:  str(func(c *Config) *string { return &c.S3SecretKey })},
+		{key: "s3_prefix", arg: "PATH", def: "none: the bucket's root",
+			help: "folder inside the bucket holding the objects, so installations can share a bucket",
+			set:  str(func(c *Config) *string { return &c.S3Prefix })},
+		{key: "s3_path_style", kind: kindBool, arg: "BOOL", def: "false",
+			help: "address the bucket as ENDPOINT/BUCKET (most self-hosted stores) rather than BUCKET.ENDPOINT",
+			set:  boolean(func(c *Config) *bool { return &c.S3PathStyle })},
 		{key: "allowed_content_checksums", kind: kindList, sep: ",", arg: "LIST", def: "sha224,sha256,sha384,sha512",
 			help: "artifact digests from md5 sha1 sha224 sha256 sha384 sha512; sha256 required",
 			set:  list(func(c *Config) *[]string { return &c.AllowedChecksums })},
@@ -102,6 +133,24 @@ func settings() []setting {
 		{key: "content_path_prefix", arg: "PATH", def: DefaultContentPathPrefix,
 			help: "path under which distributions are served",
 			set:  str(func(c *Config) *string { return &c.ContentPathPrefix })},
+		{key: "content_redirect", kind: kindBool, arg: "BOOL", def: "false",
+			help: "answer content GETs of stored artifacts with a 302 to a presigned URL of the object store (s3 storage only) instead of streaming them",
+			set:  boolean(func(c *Config) *bool { return &c.ContentRedirect })},
+		{key: "content_redirect_ttl", kind: kindDuration, arg: "DURATION", def: "5m",
+			help: "validity of the presigned URLs of content_redirect",
+			set:  duration(func(c *Config) *time.Duration { return &c.ContentRedirectTTL })},
+		{key: "admin_username", arg: "NAME", def: "admin",
+			help: "username of the bootstrap administrator (a superuser)",
+			set:  str(func(c *Config) *string { return &c.AdminUsername })},
+		{key: "admin_password", arg: "PASSWORD", def: "none: generated into <data-dir>/admin-password on first start",
+			help: "password of the bootstrap administrator, set at every start; never logged",
+			set:  str(func(c *Config) *string { return &c.AdminPassword })},
+		{key: "admin_password_file", arg: "FILE", def: "none",
+			help: "file holding the bootstrap administrator's password (instead of admin_password)",
+			set:  str(func(c *Config) *string { return &c.AdminPasswordFile })},
+		{key: "auth_cache_ttl", kind: kindDuration, arg: "DURATION", def: "30s",
+			help: "how long verified API credentials are remembered in memory (0: not at all)",
+			set:  duration(func(c *Config) *time.Duration { return &c.AuthCacheTTL })},
 		{key: "log_level", arg: "LEVEL", def: "info",
 			help: "debug, info, warn or error",
 			set:  str(func(c *Config) *string { return &c.LogLevel })},
@@ -119,11 +168,21 @@ func settings() []setting {
 				return nil
 			}},
 		{key: "plugin_call_timeout", kind: kindDuration, arg: "DURATION", def: "60s",
-			help: "longest call into a plugin",
+			help: "most CPU time a plugin may use in one call (time in host functions not counted)",
 			set:  duration(func(c *Config) *time.Duration { return &c.PluginCallTimeout })},
 		{key: "plugin_pool_size", kind: kindInt, arg: "N", def: "4",
 			help: "instances kept per plugin",
 			set:  integer(func(c *Config) *int { return &c.PluginPoolSize })},
+		{key: "memory_limit", kind: kindInt, arg: "BYTES", def: "83886080",
+			help: "soft limit of the Go runtime's memory, in bytes (0: none; GOMEMLIMIT wins)",
+			set: func(c *Config, v []string) error {
+				n, err := strconv.ParseInt(v[0], 10, 64)
+				if err != nil {
+					return fmt.Errorf("%q is not a whole number of bytes", v[0])
+				}
+				c.MemoryLimit = n
+				return nil
+			}},
 	}
 }
 
@@ -148,6 +207,17 @@ func integer(field func(*Config) *int) func(*Config, []string) error {
 			return fmt.Errorf("%q is not an integer", v[0])
 		}
 		*field(c) = n
+		return nil
+	}
+}
+
+func boolean(field func(*Config) *bool) func(*Config, []string) error {
+	return func(c *Config, v []string) error {
+		b, err := strconv.ParseBool(v[0])
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v[0])
+		}
+		*field(c) = b
 		return nil
 	}
 }

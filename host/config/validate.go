@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate reports every problem of c together, one per line, each naming
@@ -26,6 +27,13 @@ func (c Config) problems() []error {
 		bad("listen", "%q is not HOST:PORT", c.Listen)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		bad("listen", "port %q of %q is not a number from 0 to 65535", port, c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "%q is not HOST:PORT", c.MetricsListen)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad("metrics_listen", "port %q of %q is not a number from 0 to 65535", port, c.MetricsListen)
+		}
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
@@ -52,6 +60,48 @@ func (c Config) problems() []error {
 	}
 	if c.StorageRoot == "" {
 		bad("storage_root", "must not be empty")
+	}
+	switch c.Storage {
+	case "fs":
+	case "s3":
+		if c.S3Bucket == "" {
+			bad("s3_bucket", "must be set with storage s3")
+		}
+		if c.S3AccessKey == "" {
+			bad("s3_access_key", "must be set with storage s3")
+		}
+		if c.S3SecretKey == "" {
+			bad("s3_secret_key", "must be set with storage s3")
+		}
+		if err := checkEndpoint(c.S3Endpoint); err != nil {
+			bad("s3_endpoint", "%v", err)
+		}
+		if err := checkEndpoint(c.S3PublicEndpoint); err != nil {
+			bad("s3_public_endpoint", "%v", err)
+		}
+		if p := strings.Trim(c.S3Prefix, "/"); strings.Contains(p, "//") || slices.Contains(strings.Split(p, "/"), "..") || slices.Contains(strings.Split(p, "/"), ".") {
+			bad("s3_prefix", "%q must be a slash-separated path without empty, . or .. parts", c.S3Prefix)
+		}
+		if c.S3Region == "" {
+			bad("s3_region", "must not be empty")
+		}
+	default:
+		bad("storage", "%q is not fs or s3", c.Storage)
+	}
+	if c.ContentRedirect && c.Storage != "s3" {
+		bad("content_redirect", "needs storage s3 (storage is %q)", c.Storage)
+	}
+	if c.AdminUsername == "" {
+		bad("admin_username", "must not be empty")
+	}
+	if len(c.AdminPassword) > 72 {
+		bad("admin_password", "must be at most 72 bytes (bcrypt reads no more)")
+	}
+	if c.AuthCacheTTL < 0 {
+		bad("auth_cache_ttl", "must be 0 or more, got %v", c.AuthCacheTTL)
+	}
+	if c.ContentRedirectTTL < time.Second || c.ContentRedirectTTL > 7*24*time.Hour {
+		bad("content_redirect_ttl", "must be from 1s to 168h, got %v", c.ContentRedirectTTL)
 	}
 	var unknown []string
 	for _, n := range c.AllowedChecksums {
@@ -88,6 +138,9 @@ func (c Config) problems() []error {
 	if c.PluginMemoryPages < 1 || c.PluginMemoryPages > 65536 {
 		bad("plugin_memory_pages", "must be from 1 to 65536 pages of 64 KiB, got %d", c.PluginMemoryPages)
 	}
+	if c.MemoryLimit < 0 {
+		bad("memory_limit", "must be 0 (none) or a number of bytes, got %d", c.MemoryLimit)
+	}
 	if c.PluginCallTimeout <= 0 {
 		bad("plugin_call_timeout", "must be positive, got %v", c.PluginCallTimeout)
 	}
@@ -115,6 +168,21 @@ func checkDatabaseURL(s string) error {
 	}
 	if !strings.Contains(s, "=") {
 		return errors.New("neither a postgres:// URL nor keyword=value pairs")
+	}
+	return nil
+}
+
+// checkEndpoint accepts "" or an http:// or https:// URL with a host.
+func checkEndpoint(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL such as https://s3.example.com", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials (use s3_access_key and s3_secret_key)", RedactURL(s))
 	}
 	return nil
 }
