@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"sync"
 )
 
 // Names lists every digest Pulp knows, weakest first.
@@ -61,10 +62,25 @@ func New(names ...string) (*Hasher, error) {
 	return h, nil
 }
 
-// Write feeds every digest.
+// parallelMin is the write size from which the digests are computed in parallel, one
+// goroutine each: computing sha224, sha256, sha384 and sha512 one after the other runs at a
+// sixth of sha256's speed, while a goroutine per digest costs about a microsecond per write.
+// Small writes (most artifacts are small) stay on the caller's goroutine.
+const parallelMin = 64 << 10
+
+// Write feeds every digest; a large p is hashed by every digest at once.
 func (h *Hasher) Write(p []byte) (int, error) {
-	for _, hh := range h.hs {
-		hh.Write(p)
+	if len(p) >= parallelMin && len(h.hs) > 1 {
+		var wg sync.WaitGroup
+		for _, hh := range h.hs[1:] {
+			wg.Go(func() { hh.Write(p) })
+		}
+		h.hs[0].Write(p)
+		wg.Wait() // p is the caller's again once Write returns
+	} else {
+		for _, hh := range h.hs {
+			hh.Write(p)
+		}
 	}
 	h.n += int64(len(p))
 	return len(p), nil

@@ -1,6 +1,10 @@
 package digest
 
-import "testing"
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+)
 
 func TestSums(t *testing.T) {
 	t.Parallel()
@@ -28,5 +32,48 @@ func TestSums(t *testing.T) {
 	}
 	if Valid("sha256", "ABC") || Valid("sha256", s["md5"]) {
 		t.Fatal("Valid accepted a bad digest")
+	}
+}
+
+// TestLargeWrites checks the parallel path against each digest computed on its own, over
+// writes both sides of parallelMin.
+func TestLargeWrites(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 3*parallelMin+17)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	h, err := New(DefaultAllowed...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write(data[:10])
+	h.Write(data[10 : 10+2*parallelMin])
+	h.Write(data[10+2*parallelMin:])
+	got := h.Sums()
+	for _, name := range DefaultAllowed {
+		one, _ := newHash(name)
+		one.Write(data)
+		if want := hex.EncodeToString(one.Sum(nil)); got[name] != want {
+			t.Errorf("%s = %s, want %s", name, got[name], want)
+		}
+	}
+	if h.Size() != int64(len(data)) {
+		t.Fatalf("size %d, want %d", h.Size(), len(data))
+	}
+}
+
+// BenchmarkHasher reports the default digests' throughput on 256 KiB writes (the
+// downloader's buffer) against sha256 alone, the ceiling.
+func BenchmarkHasher(b *testing.B) {
+	buf := make([]byte, 256<<10)
+	for _, names := range [][]string{{"sha256"}, {"sha512"}, DefaultAllowed} {
+		b.Run(strings.Join(names, "+"), func(b *testing.B) {
+			h, _ := New(names...)
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				h.Write(buf)
+			}
+		})
 	}
 }

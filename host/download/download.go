@@ -21,6 +21,9 @@ import (
 // bufSize is the copy buffer, one per download in flight, pooled.
 const bufSize = 256 << 10
 
+// overlapMin is the read size from which writing and hashing a buffer overlap.
+const overlapMin = 64 << 10
+
 // Downloader downloads for one remote. It is safe for concurrent use.
 type Downloader struct {
 	base       *url.URL // nil: request URLs must be absolute
@@ -40,6 +43,7 @@ type Downloader struct {
 	log        *slog.Logger
 	bufs       sync.Pool
 	tokens     *tokenCache // bearer tokens of registries (auth.go)
+	meter      Meter
 }
 
 // Option adjusts a Downloader built by [New].
@@ -56,6 +60,16 @@ func WithLogger(l *slog.Logger) Option {
 // sha256 and the expected ones, e.g. the configured allowed checksums.
 func WithChecksums(names ...string) Option {
 	return func(d *Downloader) { d.checksums = slices.Clone(names) }
+}
+
+// Meter counts the bytes received from remotes, e.g. for metrics.
+type Meter interface {
+	AddDownloadBytes(n int64)
+}
+
+// WithMeter counts every body byte read, failed and retried attempts too.
+func WithMeter(m Meter) Option {
+	return func(d *Downloader) { d.meter = m }
 }
 
 // WithBackoff sets the exponential back-off: the first retry waits between
@@ -161,6 +175,12 @@ type Request struct {
 	Expected Expect
 	// Header replaces the remote's headers of the same names.
 	Header http.Header
+	// Method is GET (the default) or HEAD; a HEAD writes nothing to w.
+	Method string
+	// AnyStatus returns a final non-2xx answer as a Result (Status and
+	// Header, body discarded) rather than an *HTTPError; 429 and 5xx are
+	// still retried first. A plugin's fetch sees every status this way.
+	AnyStatus bool
 	// Range asks for bytes Range[0] through Range[1], inclusive; Range[1]
 	// below zero means to the end. A server answering 200 instead of 206
 	// has its body cut down to the range. Expected applies to the range.
@@ -216,7 +236,7 @@ func (d *Downloader) Fetch(ctx context.Context, req Request, w io.Writer) (Resul
 	}
 	cw := &countingWriter{w: w}
 	for attempt := 1; ; attempt++ {
-		res, err := d.attempt(ctx, u, red, req, names, cw)
+		res, err := d.attempt(ctx, u, red, req, names, cw, attempt > d.maxRetries)
 		if err == nil {
 			d.log.DebugContext(ctx, "downloaded", "url", red, "status", res.Status, "bytes", res.Size,
 				"attempts", attempt, "duration_ms", time.Since(start).Milliseconds())
@@ -321,7 +341,7 @@ func (d *Downloader) acquire(ctx context.Context) error {
 }
 
 // attempt is one HTTP request.
-func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req Request, names []string, w io.Writer) (Result, error) {
+func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req Request, names []string, w io.Writer, last bool) (Result, error) {
 	if err := d.pace.wait(parent); err != nil {
 		return Result{}, fmt.Errorf("download %s: %w", red, err)
 	}
@@ -415,8 +435,18 @@ func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req
 	res := Result{Status: resp.StatusCode, Header: resp.Header, URL: redact(resp.Request.URL)}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		discard(resp)
-		return Result{}, &HTTPError{URL: res.URL, Status: resp.StatusCode,
+		he := &HTTPError{URL: res.URL, Status: resp.StatusCode,
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		if req.AnyStatus {
+			if _, retry := retryWait(he); !retry || last {
+				return res, nil
+			}
+		}
+		return Result{}, he
+	}
+	if req.Method == http.MethodHead {
+		res.Digests = map[string]string{}
+		return res, nil
 	}
 
 	var body io.Reader = &timedReader{r: resp.Body, t: sockTimer, d: d.sockRead}
@@ -445,7 +475,11 @@ func (d *Downloader) attempt(parent context.Context, u *url.URL, red string, req
 // request's, then the credentials (bearer when not empty, else the remote's
 // basic credentials unless the request brings its own Authorization).
 func (d *Downloader) send(ctx context.Context, u *url.URL, red string, req Request, bearer string) (*http.Response, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	method := http.MethodGet
+	if req.Method == http.MethodHead {
+		method = http.MethodHead
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, final(fmt.Errorf("download %s: invalid request", red))
 	}
@@ -500,9 +534,23 @@ func (d *Downloader) copyChecked(r io.Reader, w io.Writer, exp Expect, names []s
 	buf := *bp
 	for {
 		n, rerr := r.Read(buf)
+		if n > 0 && d.meter != nil {
+			d.meter.AddDownloadBytes(int64(n))
+		}
 		if n > 0 {
-			_, _ = h.Write(buf[:n])
-			wn, werr := w.Write(buf[:n])
+			var wn int
+			var werr error
+			if n >= overlapMin {
+				// Large reads: the write (a copy into the page cache, or a socket) runs while
+				// the digests are computed; both only read buf.
+				done := make(chan struct{})
+				go func() { wn, werr = w.Write(buf[:n]); close(done) }()
+				_, _ = h.Write(buf[:n])
+				<-done
+			} else {
+				_, _ = h.Write(buf[:n])
+				wn, werr = w.Write(buf[:n])
+			}
 			if werr == nil && wn < n {
 				werr = io.ErrShortWrite
 			}

@@ -117,8 +117,16 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(s) * time.Second
+	if s, err := strconv.Atoi(v); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Compared before multiplying: a huge value must wait long, not overflow into
+		// an immediate retry.
+		switch {
+		case s <= 0:
+		case s > int(maxRetryAfter/time.Second):
+			d = maxRetryAfter
+		default:
+			d = time.Duration(s) * time.Second
+		}
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}

@@ -106,8 +106,11 @@ func Parse(h string) (Ref, error) {
 	default:
 		return Ref{}, fmt.Errorf("%q is not a Pulp href", h)
 	}
-	id, err := uuid.Parse(parts[len(parts)-1-2*btoi(r.IsVersion())])
-	if err != nil || strings.Contains(h, "//") {
+	// Only the canonical lowercase hyphenated form: uuid.Parse also takes braces, a urn:
+	// prefix, bare hex and upper case, which would give one resource many hrefs.
+	idText := parts[len(parts)-1-2*btoi(r.IsVersion())]
+	id, err := uuid.Parse(idText)
+	if err != nil || id.String() != idText || strings.Contains(h, "//") {
 		return Ref{}, fmt.Errorf("%q: bad id", h)
 	}
 	r.ID = id

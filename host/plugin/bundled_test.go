@@ -12,7 +12,7 @@ import (
 // shipped in plugins/.
 func TestBundledPluginsConform(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"file"} {
+	for _, name := range []string{"file", "container"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			wasm := filepath.Join(t.TempDir(), name+".wasm")

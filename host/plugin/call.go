@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,116 @@ type callState struct {
 	lookup   Lookuper
 	stat     ArtifactStatter
 	progress ProgressReporter
+
+	// budget counts the guest's own CPU time against CallTimeout; nil outside calls
+	// (instance initialisation), where nothing is paused.
+	budget *budget
+}
+
+// budget is a call's CallTimeout counted in the guest's own CPU time: the CPU time of the
+// OS thread running the call (its goroutine is locked to it) less what host functions used
+// on it. Time blocked in a host function (emit waiting on a full queue, fetch downloading)
+// uses no CPU and time computing in one is the host's, so neither counts: the limit catches
+// a runaway plugin, not a long sync or a loaded machine. A watchdog timer checks the clock
+// when the budget could have run out (CPU time never runs ahead of wall time) and calls
+// expire, which closes the instance, once the guest has used it all.
+type budget struct {
+	mu      sync.Mutex
+	limit   time.Duration
+	tid     int
+	start   time.Duration // thread CPU time when the call began
+	hostCPU time.Duration // thread CPU time spent in finished host functions
+	entered time.Duration // thread CPU time when the current host function began
+	depth   int           // host functions in progress
+	timer   *time.Timer
+	expire  func()
+	expired bool
+	parked  bool // the watchdog fired inside a host function; leaveHost re-arms it
+}
+
+// startBudget starts counting for the calling thread (locked by the caller).
+func startBudget(limit time.Duration, expire func()) *budget {
+	b := &budget{limit: limit, tid: threadID(), expire: expire}
+	b.start, _ = threadCPU(b.tid)
+	b.timer = time.AfterFunc(limit, b.check)
+	return b
+}
+
+// used returns the guest's CPU time so far; b.mu is held.
+func (b *budget) used() time.Duration {
+	now, ok := threadCPU(b.tid)
+	if !ok {
+		return 0
+	}
+	if b.depth > 0 {
+		now = b.entered // the current host function's time is not the guest's
+	}
+	return now - b.start - b.hostCPU
+}
+
+// check runs when the budget may be spent: it expires the call or looks again later.
+func (b *budget) check() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.expired {
+		return
+	}
+	if b.depth > 0 {
+		b.parked = true // no guest time passes until the host function returns
+		return
+	}
+	used := b.used()
+	if used >= b.limit {
+		b.expired = true
+		go b.expire()
+		return
+	}
+	b.timer.Reset(max(b.limit-used, 10*time.Millisecond))
+}
+
+// enterHost stops counting.
+func (b *budget) enterHost() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.depth++
+	if b.depth == 1 {
+		b.entered, _ = threadCPU(b.tid)
+	}
+}
+
+// leaveHost counts again.
+func (b *budget) leaveHost() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.depth--
+	if b.depth == 0 {
+		if now, ok := threadCPU(b.tid); ok {
+			b.hostCPU += now - b.entered
+		}
+		if b.parked && !b.expired {
+			b.parked = false
+			b.timer.Reset(max(b.limit-b.used(), 10*time.Millisecond))
+		}
+	}
+}
+
+func (b *budget) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expired = true
+	b.timer.Stop()
+}
+
+// hostTimed wraps a host function so that the time it takes does not count against the
+// call's CallTimeout.
+func hostTimed(fn func(ctx context.Context, stack []uint64)) func(ctx context.Context, stack []uint64) {
+	return func(ctx context.Context, stack []uint64) {
+		if cs := callFrom(ctx); cs != nil && cs.budget != nil {
+			cs.budget.enterHost()
+			defer cs.budget.leaveHost()
+		}
+		fn(ctx, stack)
+	}
 }
 
 type callKey struct{}
@@ -40,11 +152,15 @@ func callFrom(ctx context.Context) *callState {
 	return cs
 }
 
-// call runs one export on a pooled instance. It sets up the mounts, the deadline (the
-// sooner of the caller's and CallTimeout) and the cancellation grace, then classifies the
+// call runs one export on a pooled instance. It sets up the mounts, the limits (the
+// caller's deadline, CallTimeout of guest time, the cancellation grace), then classifies the
 // outcome. Any failure discards the instance: a trap, a timeout, a non-zero return even
 // without a message, or a plugin-reported error.
-func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *callState) ([]byte, error) {
+func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *callState) (out []byte, err error) {
+	if o := p.reg.opts.Observer; o != nil {
+		start := time.Now()
+		defer func() { o.PluginCall(p.observedName(), export, time.Since(start), err) }()
+	}
 	if len(input) > abi.MaxMessageBytes {
 		return nil, p.callError(export, fmt.Errorf("%w: input of %d bytes exceeds %d", ErrLimit, len(input), abi.MaxMessageBytes))
 	}
@@ -58,15 +174,28 @@ func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *call
 		return nil, p.callError(export, err)
 	}
 
-	deadline := time.Now().Add(p.limits.CallTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	// hardCtx ends the guest (CloseOnContextDone): at the caller's deadline, when the guest
+	// has run CallTimeout on its own (the budget), or CancelGrace after the caller cancels.
+	var hardCtx context.Context
+	var hardCancel context.CancelFunc
+	if d, ok := ctx.Deadline(); ok {
+		hardCtx, hardCancel = context.WithDeadline(context.WithoutCancel(ctx), d)
+	} else {
+		hardCtx, hardCancel = context.WithCancel(context.WithoutCancel(ctx))
 	}
-	hardCtx, hardCancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer hardCancel()
+	// The guest and the host functions it calls run on this goroutine: locked to its thread,
+	// the thread's CPU clock measures them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cs.budget = startBudget(p.limits.CallTimeout, hardCancel)
+	defer cs.budget.stop()
+	// Host services run under the caller's context, and stop with the guest.
 	var hostCancel context.CancelFunc
-	cs.hostCtx, hostCancel = context.WithDeadline(ctx, deadline)
+	cs.hostCtx, hostCancel = context.WithCancel(ctx)
 	defer hostCancel()
+	stopHost := context.AfterFunc(hardCtx, hostCancel)
+	defer stopHost()
 	stopGrace := context.AfterFunc(ctx, func() {
 		cs.cancelled.Store(true)
 		time.AfterFunc(p.limits.CancelGrace, hardCancel)
@@ -147,7 +276,7 @@ func (p *Plugin) classify(ctx, hardCtx context.Context, inst *instance, rc uint3
 		if ctx.Err() != nil {
 			return fmt.Errorf("call aborted: %w", context.Cause(ctx))
 		}
-		return fmt.Errorf("%w after %s", ErrTimeout, p.limits.CallTimeout)
+		return fmt.Errorf("%w after %s of plugin CPU time (time in host functions not counted)", ErrTimeout, p.limits.CallTimeout)
 	}
 	var ae *abi.Error
 	if errors.As(callErr, &ae) {

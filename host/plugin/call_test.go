@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,6 +307,66 @@ func TestMisbehaviourDiscardsInstance(t *testing.T) {
 		if resp := mustRoute(t, p, "/test/empty"); resp.Status != 204 {
 			t.Errorf("after %s: status %d", tt.path, resp.Status)
 		}
+	}
+}
+
+// slowEmitHost waits in every Emit, like a sync whose downstream queue is full, and then
+// works: it burns cpu of CPU time on the calling thread (the call's), which is the host's
+// time, not the plugin's.
+type slowEmitHost struct {
+	*plugintest.Host
+	wait, cpu time.Duration
+}
+
+func (h slowEmitHost) Emit(ctx context.Context, batch []abi.DeclarativeContent) error {
+	select {
+	case <-time.After(h.wait):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for start := threadCPU(); threadCPU()-start < h.cpu; {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return h.Host.Emit(ctx, batch)
+}
+
+// threadCPU is the calling thread's CPU time (Linux: getrusage RUSAGE_THREAD).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestCallTimeoutCountsGuestTimeOnly: CallTimeout catches a plugin that runs away, not a
+// sync that waits on the host: time inside host functions does not count.
+func TestCallTimeoutCountsGuestTimeOnly(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{CallTimeout: time.Second, PoolSize: 2})
+	host := slowEmitHost{Host: plugintest.NewHost(), wait: 700 * time.Millisecond, cpu: 600 * time.Millisecond}
+	start := time.Now()
+	// 3 emits: 2.1 s waiting and 1.8 s computing in the host, on the call's thread.
+	res, err := p.SyncFirstStage(t.Context(), syncReq("emit", 1234), host)
+	if err != nil {
+		t.Fatalf("a call that spent %s in host functions failed: %v", time.Since(start), err)
+	}
+	res.Close()
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("call took %s, want over twice CallTimeout for the test to mean anything", d)
+	}
+	if units, batches := host.Counts(); units != 1234 || batches != 3 {
+		t.Fatalf("%d units in %d batches", units, batches)
+	}
+	// The same limit still stops a guest that loops.
+	start = time.Now()
+	if _, err := route(t, p, "/test/loop"); !errors.Is(err, plugin.ErrTimeout) {
+		t.Fatalf("loop: err = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("loop stopped after %s", d)
 	}
 }
 

@@ -20,8 +20,11 @@
 //
 // # Calls, deadlines and cancellation
 //
-// Every call runs under the sooner of the caller's deadline and [Options].CallTimeout; when
-// it passes, wazero closes the instance mid-instruction (an infinite loop ends there). When
+// Every call runs under the caller's deadline and under [Options].CallTimeout of the guest's
+// own CPU time: the clock stops while a host function runs (a fetch downloading, an emit
+// waiting on a full pipeline), so a long sync or a busy machine does not cut a call short,
+// while a guest that computes too long is stopped. When either runs out, wazero closes the instance mid-instruction (an
+// infinite loop ends there). When
 // the caller's context is cancelled, the guest's cancelled() turns 1 and host functions
 // answer "cancelled" at once, and the instance is closed after [Options].CancelGrace.
 // Memory is capped per plugin ([Options].MemoryPages); a guest that runs out dies and the

@@ -30,7 +30,7 @@ func (p *Plugin) instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	def := func(name string, fn func(ctx context.Context, stack []uint64)) {
 		sig := sigs[name]
 		b.NewFunctionBuilder().
-			WithGoFunction(api.GoFunc(fn), valueTypes(sig.Params), valueTypes(sig.Results)).
+			WithGoFunction(api.GoFunc(hostTimed(fn)), valueTypes(sig.Params), valueTypes(sig.Results)).
 			Export(name)
 		delete(sigs, name)
 	}

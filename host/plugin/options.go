@@ -26,8 +26,9 @@ type Options struct {
 
 	// MemoryPages caps each plugin's linear memory in 64 KiB pages. Default 4096 (256 MiB).
 	MemoryPages uint32
-	// CallTimeout bounds one export call; the instance is closed when it expires. A caller
-	// deadline that comes sooner wins. Default 30 minutes.
+	// CallTimeout bounds the CPU time the guest uses in one export call; time spent in host
+	// functions (fetch, emit...) does not count. The instance is closed when it expires. A
+	// caller deadline applies on its own. Default 30 minutes.
 	CallTimeout time.Duration
 	// CancelGrace is how long a call may go on after its context is cancelled: cancelled()
 	// answers 1 and host functions fail with code cancelled at once, the instance is closed
@@ -43,6 +44,10 @@ type Options struct {
 	// PluginLimits overrides the six limits above for single plugins, keyed by file name
 	// without ".wasm" ("file" for file.wasm); zero fields keep the registry-wide value.
 	PluginLimits map[string]Limits
+
+	// Observer, when set, hears of every export call (describe at load too), e.g. to
+	// count them as metrics.
+	Observer CallObserver
 
 	// Expected maps a plugin file's base name to the SHA-256 (hex) it must have. A file
 	// "<name>.sha256" next to a plugin (sha256sum format) is checked too.
@@ -112,4 +117,10 @@ func (o Options) withDefaults() Options {
 	o.MemoryPages, o.CallTimeout, o.CancelGrace = l.MemoryPages, l.CallTimeout, l.CancelGrace
 	o.PoolSize, o.MaxCalls, o.MaxFetchBytes = l.PoolSize, l.MaxCalls, l.MaxFetchBytes
 	return o
+}
+
+// CallObserver records plugin calls. plugin is the name from describe (the file's base
+// name for describe itself); err is the call's error, nil on success.
+type CallObserver interface {
+	PluginCall(plugin, export string, elapsed time.Duration, err error)
 }

@@ -242,6 +242,15 @@ func (p *Plugin) callJSON(ctx context.Context, export string, req, resp any, cs 
 	return nil
 }
 
+// observedName names the plugin to a CallObserver: describe's name, or the file's base
+// name without .wasm while describe has not answered yet.
+func (p *Plugin) observedName() string {
+	if p.desc.Name != "" {
+		return p.desc.Name
+	}
+	return strings.TrimSuffix(filepath.Base(p.path), ".wasm")
+}
+
 func (p *Plugin) callError(export string, err error) error {
 	name := p.desc.Name
 	if name == "" {

@@ -54,9 +54,21 @@ func (h *Version) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Cont
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]uuid.UUID, len(found))
+	for i, c := range found {
+		ids[i] = c.ID
+	}
+	arts, err := h.DB.UnitArtifacts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]abi.Content, len(found))
 	for i, c := range found {
 		out[i] = abi.Content{Type: c.PulpType, Fields: c.Fields}
+		for _, a := range arts[c.ID] {
+			out[i].Artifacts = append(out[i].Artifacts, abi.ContentArtifact{
+				RelativePath: a.RelativePath, SHA256: a.SHA256, Size: a.Size, Downloaded: a.Downloaded})
+		}
 	}
 	return out, nil
 }

@@ -24,10 +24,12 @@ import (
 type Downloader interface {
 	// Download stores url's body in a new file under dir, checking the
 	// expected size (< 0: unknown) and digests, and returns its path, size
-	// and digests (sha256 always).
-	Download(ctx context.Context, url string, size int64, digests map[string]string, dir string) (path string, gotSize int64, gotDigests map[string]string, err error)
-	// Stream writes url's body to w.
-	Stream(ctx context.Context, url string, header map[string]string, w io.Writer) (status int, h http.Header, err error)
+	// and digests (sha256 always). header holds the artifact's extra request
+	// headers (DeclarativeArtifact.Headers), nil for none.
+	Download(ctx context.Context, url string, header map[string]string, size int64, digests map[string]string, dir string) (path string, gotSize int64, gotDigests map[string]string, err error)
+	// Stream sends a GET or HEAD for url and writes a 2xx GET's body to w;
+	// any final HTTP status is returned, not an error (a plugin's fetch).
+	Stream(ctx context.Context, method, url string, header map[string]string, w io.Writer) (status int, h http.Header, err error)
 	// Concurrency is the remote's download_concurrency.
 	Concurrency() int
 }
@@ -81,6 +83,10 @@ type Run struct {
 	// yet, by key, so that a failed run records them on its way out.
 	unrecordedMu sync.Mutex
 	unrecorded   map[string]artifact.Staged
+
+	// late holds relations whose target was not stored when their unit was
+	// saved; the save stage resolves them once every unit is in (relations.go).
+	late []lateRelation
 }
 
 // Start launches the stages.
@@ -397,7 +403,7 @@ func (r *Run) fetch(a abi.DeclarativeArtifact) (artifact.Staged, error) {
 	if size == 0 {
 		size = -1
 	}
-	path, gotSize, got, err := r.p.Downloader.Download(r.ctx, a.URL, size, want, r.p.TempDir)
+	path, gotSize, got, err := r.p.Downloader.Download(r.ctx, a.URL, a.Headers, size, want, r.p.TempDir)
 	if err != nil {
 		return artifact.Staged{}, fmt.Errorf("download %s: %w", a.URL, err)
 	}
@@ -459,7 +465,10 @@ func (r *Run) save(in <-chan *unit) error {
 	for {
 		b, ok := r.batch(in)
 		if !ok {
-			return r.drained()
+			if err := r.drained(); err != nil {
+				return err
+			}
+			return r.resolveLate()
 		}
 		if err := r.saveBatch(b); err != nil {
 			return err
@@ -531,7 +540,7 @@ func (r *Run) saveRemoteArtifacts(b []*unit, ids []uuid.UUID) error {
 			if !ok {
 				return fmt.Errorf("content artifact %s of %s not found after saving", a.RelativePath, u.dc.Type)
 			}
-			ra := db.RemoteArtifact{ContentArtifactID: caID, RemoteID: r.p.RemoteID, URL: a.URL, Digests: map[string]string{}}
+			ra := db.RemoteArtifact{ContentArtifactID: caID, RemoteID: r.p.RemoteID, URL: a.URL, Digests: map[string]string{}, Headers: a.Headers}
 			if a.Size > 0 {
 				size := a.Size
 				ra.Size = &size
@@ -551,8 +560,8 @@ func (r *Run) saveRemoteArtifacts(b []*unit, ids []uuid.UUID) error {
 	return nil
 }
 
-// saveRelations resolves relation targets by natural key: a target must have
-// been emitted earlier or already be stored.
+// saveRelations resolves relation targets by natural key: a target emitted
+// earlier or already stored is linked now, one emitted later at the end.
 func (r *Run) saveRelations(b []*unit, ids []uuid.UUID) error {
 	type target struct{ typ, key string }
 	want := map[string][]string{}
@@ -595,7 +604,10 @@ func (r *Run) saveRelations(b []*unit, ids []uuid.UUID) error {
 	for _, rel := range rels {
 		to, ok := found[rel.to]
 		if !ok {
-			return fmt.Errorf("relation %s of a %s unit: target %s %s was not emitted before it", rel.name, b[rel.from].dc.Type, rel.to.typ, rel.raw)
+			u := b[rel.from]
+			r.late = append(r.late, lateRelation{from: ids[rel.from], fromType: u.dc.Type, fromKey: r.keyFields(u),
+				name: rel.name, toType: rel.to.typ, toKey: rel.to.key, raw: rel.raw, fields: rel.f})
+			continue
 		}
 		out = append(out, db.Relation{From: ids[rel.from], Name: rel.name, To: to, Fields: rel.f})
 	}

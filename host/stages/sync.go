@@ -107,10 +107,16 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 	// against what the repository holds now.
 	h := &syncHost{run: run, dl: dl, Version: &pluginhost.Version{DB: s.DB, Task: t, NaturalKeys: keys,
 		Repository: repo.ID, Number: repo.LatestVersion}}
+	last, err := s.DB.LastSyncDetails(ctx, repo.ID, remote.ID)
+	if err != nil {
+		run.Abort(err)
+		return fmt.Errorf("last sync details: %w", err)
+	}
 	res, err := pl.SyncFirstStage(ctx, abi.SyncRequest{
-		Remote:     abi.Remote{Name: remote.Name, Type: remote.PulpType, URL: remote.URL, Policy: remote.Policy, Fields: remote.Fields},
-		Repository: abi.Repository{Name: repo.Name, Type: repo.PulpType, LatestVersion: int64(repo.LatestVersion), Fields: repo.Fields},
-		Mirror:     a.Mirror, Options: a.Options,
+		Remote: abi.Remote{Name: remote.Name, Type: remote.PulpType, URL: remote.URL, Policy: remote.Policy, Fields: remote.Fields},
+		Repository: abi.Repository{Name: repo.Name, Type: repo.PulpType, LatestVersion: int64(repo.LatestVersion), Fields: repo.Fields,
+			LastSyncDetails: last},
+		Mirror: a.Mirror, Options: a.Options,
 	}, h)
 	if err != nil {
 		run.Abort(err)
@@ -124,7 +130,11 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 		return fmt.Errorf("sync: %w", err)
 	}
 	if res.Skipped {
-		return s.DB.DiscardTaskVersions(ctx, []uuid.UUID{t.ID})
+		if err := s.DB.DiscardTaskVersions(ctx, []uuid.UUID{t.ID}); err != nil {
+			return err
+		}
+		s.saveDetails(ctx, t, repo.ID, remote.ID, res.Details)
+		return nil
 	}
 	if a.Mirror {
 		n, err := s.DB.CountRemoved(ctx, repo.ID, v.Number)
@@ -142,7 +152,20 @@ func (s *Syncer) sync(ctx context.Context, t *tasks.Task) error {
 			return err
 		}
 	}
-	return coretask.FinishVersion(ctx, t, repo.ID, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys, s.OnNewVersion)
+	if err := coretask.FinishVersion(ctx, t, repo.ID, a.RepoHref, v.Number, a.ContentTypes, a.RepoKeys, s.OnNewVersion); err != nil {
+		return err
+	}
+	s.saveDetails(ctx, t, repo.ID, remote.ID, res.Details)
+	return nil
+}
+
+// saveDetails records a successful sync's details for the next sync from
+// the same remote. A failure only costs that sync its shortcut, so it is
+// logged, not returned: the new version stands.
+func (s *Syncer) saveDetails(ctx context.Context, t *tasks.Task, repo, remote uuid.UUID, details json.RawMessage) {
+	if err := s.DB.SetLastSyncDetails(ctx, repo, remote, details); err != nil {
+		t.Logger().WarnContext(ctx, "saving last sync details", "error", err)
+	}
 }
 
 // syncHost answers a plugin's host calls during its first stage: fetches and
@@ -160,6 +183,6 @@ func (h *syncHost) Emit(ctx context.Context, batch []abi.DeclarativeContent) err
 }
 
 func (h *syncHost) Fetch(ctx context.Context, req abi.FetchRequest, w io.Writer) (plugin.FetchResult, error) {
-	status, header, err := h.dl.Stream(ctx, req.URL, req.Headers, w)
+	status, header, err := h.dl.Stream(ctx, req.Method, req.URL, req.Headers, w)
 	return plugin.FetchResult{Status: status, Header: header}, err
 }

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +42,7 @@ type upstream struct {
 	files     map[string][]byte
 	slow      map[string]time.Duration
 	downloads atomic.Int64
+	headers   map[string]map[string]string // request headers of each download, by url
 }
 
 func (u *upstream) Concurrency() int { return 4 }
@@ -54,12 +57,16 @@ func (u *upstream) get(url string) ([]byte, error) {
 	return b, nil
 }
 
-func (u *upstream) Download(ctx context.Context, url string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
+func (u *upstream) Download(ctx context.Context, url string, header map[string]string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
 	b, err := u.get(url)
 	if err != nil {
 		return "", 0, nil, err
 	}
 	u.mu.Lock()
+	if u.headers == nil {
+		u.headers = map[string]map[string]string{}
+	}
+	u.headers[url] = header
 	delay := u.slow[url]
 	u.mu.Unlock()
 	time.Sleep(delay)
@@ -79,7 +86,7 @@ func (u *upstream) Download(ctx context.Context, url string, size int64, digests
 	return f.Name(), int64(len(b)), got, nil
 }
 
-func (u *upstream) Stream(ctx context.Context, url string, _ map[string]string, w io.Writer) (int, http.Header, error) {
+func (u *upstream) Stream(ctx context.Context, _, url string, _ map[string]string, w io.Writer) (int, http.Header, error) {
 	b, err := u.get(url)
 	if err != nil {
 		return 404, nil, err
@@ -111,6 +118,19 @@ type env struct {
 	node  *tasks.Node
 	up    *upstream
 	plug  firstStage
+	// resp, when set, makes the first stage's response (details, skipped).
+	resp func(abi.SyncRequest) abi.SyncResponse
+}
+
+// envStage is the env's first stage: e.plug's units, then e.resp's response.
+type envStage struct{ e *env }
+
+func (s envStage) SyncFirstStage(ctx context.Context, req abi.SyncRequest, h plugin.SyncHost) (*plugin.SyncResult, error) {
+	res, err := firstStage(func(r abi.SyncRequest) ([]abi.DeclarativeContent, error) { return s.e.plug(r) }).SyncFirstStage(ctx, req, h)
+	if err == nil && s.e.resp != nil {
+		res.SyncResponse = s.e.resp(req)
+	}
+	return res, err
 }
 
 func setup(t *testing.T) *env { return setupStore(t, nil) }
@@ -131,9 +151,7 @@ func setupStore(t *testing.T, wrap func(*env, *fs.FS) storage.Driver) *env {
 	}
 	syncer := &stages.Syncer{DB: d, Artifacts: &artifact.Store{DB: d, Storage: st, TempDir: work, Checksums: digest.DefaultAllowed},
 		TempDir: work, Log: log,
-		Plugin: func(string) (stages.FirstStager, bool) {
-			return firstStage(func(r abi.SyncRequest) ([]abi.DeclarativeContent, error) { return e.plug(r) }), true
-		},
+		Plugin:     func(string) (stages.FirstStager, bool) { return envStage{e}, true },
 		Downloader: func(db.Remote) (stages.Downloader, error) { return e.up, nil },
 		Types:      map[string]stages.TypeInfo{"t.file": {NaturalKey: []string{"path", "sha256"}}, "t.tag": {NaturalKey: []string{"name"}}},
 	}
@@ -344,7 +362,8 @@ func TestRelationsAndUnknownTypes(t *testing.T) {
 	bad := abi.DeclarativeContent{Type: "t.tag", Fields: json.RawMessage(`{"name":"broken"}`),
 		Relations: []abi.Relation{{Name: "file", To: abi.ContentRef{Type: "t.file", Key: json.RawMessage(`{"path":"nope","sha256":"00"}`)}}}}
 	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return []abi.DeclarativeContent{bad}, nil }
-	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "not emitted") {
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "not emitted") ||
+		!strings.Contains(string(task.Error), "relation file of t.tag unit") || !strings.Contains(string(task.Error), "broken") {
 		t.Fatalf("dangling relation: %s %s", task.State, task.Error)
 	}
 	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) {
@@ -353,6 +372,146 @@ func TestRelationsAndUnknownTypes(t *testing.T) {
 	if task := e.sync(r, rm, false); task.State != db.TaskFailed || !strings.Contains(string(task.Error), "other.thing") {
 		t.Fatalf("unknown type: %s %s", task.State, task.Error)
 	}
+}
+
+// TestLastSyncDetails hands a sync the details the previous successful sync
+// of the same repository and remote returned, skipped syncs included, and
+// not those of a failed sync or of another remote.
+func TestLastSyncDetails(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	files := e.files("d", 3, true)
+	var seen []string
+	n := 0
+	fail := false
+	e.plug = func(req abi.SyncRequest) ([]abi.DeclarativeContent, error) {
+		seen = append(seen, string(req.Repository.LastSyncDetails))
+		if fail {
+			return nil, errors.New("upstream broke")
+		}
+		return files, nil
+	}
+	e.resp = func(req abi.SyncRequest) abi.SyncResponse {
+		n++
+		return abi.SyncResponse{Details: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)), Skipped: n == 2}
+	}
+	for range 2 {
+		if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+			t.Fatalf("sync: %s %s", task.State, task.Error)
+		}
+	}
+	if v := e.latest(r).Number; v != 1 {
+		t.Fatalf("latest version %d after a sync and a skipped one, want 1", v)
+	}
+	fail = true
+	if task := e.sync(r, rm, false); task.State != db.TaskFailed {
+		t.Fatalf("failing sync: %s", task.State)
+	}
+	fail = false
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	other, err := e.db.CreateRemote(t.Context(), db.Remote{PulpType: "t.remote", Name: "other", URL: "http://up/", Policy: "immediate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task := e.sync(r, other, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	// A new version from elsewhere (here another remote adding a unit) hides
+	// rm's details: the repository is no longer what that sync left.
+	files = append(files, e.files("extra", 1, true)...)
+	if task := e.sync(r, other, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	want := []string{"", `{"n": 1}`, `{"n": 2}`, `{"n": 2}`, "", `{"n": 4}`, ""}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("last_sync_details seen %q, want %q", seen, want)
+	}
+}
+
+// TestArtifactHeaders sends an artifact's headers with its download and
+// keeps them with its remote artifact for on-demand fetches.
+func TestArtifactHeaders(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	now, later := e.files("now", 1, false), e.files("later", 1, true)
+	accept := map[string]string{"accept": "application/vnd.oci.image.manifest.v1+json"}
+	now[0].Artifacts[0].Headers, later[0].Artifacts[0].Headers = accept, accept
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) { return append(now, later...), nil }
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	url := now[0].Artifacts[0].URL
+	e.up.mu.Lock()
+	got := e.up.headers[url]
+	e.up.mu.Unlock()
+	if got["accept"] != accept["accept"] {
+		t.Errorf("download of %s sent headers %v, want %v", url, got, accept)
+	}
+	for _, u := range append(now, later...) {
+		cs, err := e.db.ContentByKeys(t.Context(), "t.file", []string{mustKey(t, u.Fields)}, nil)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("content %v %v", cs, err)
+		}
+		cas, err := e.db.ContentArtifactsOf(t.Context(), []uuid.UUID{cs[0].ID})
+		if err != nil || len(cas) != 1 {
+			t.Fatalf("content artifacts %v %v", cas, err)
+		}
+		srcs, err := e.db.RemoteSources(t.Context(), cas[0].ID, time.Minute)
+		if err != nil || len(srcs) != 1 {
+			t.Fatalf("remote sources %v %v", srcs, err)
+		}
+		if srcs[0].Headers["accept"] != accept["accept"] {
+			t.Errorf("remote artifact of %s has headers %v, want %v", u.Artifacts[0].URL, srcs[0].Headers, accept)
+		}
+	}
+}
+
+// TestRelationTargetEmittedLater emits a unit before its relation's target,
+// which comes more than a save batch later: the spec allows any order.
+func TestRelationTargetEmittedLater(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r, rm := e.repo("r")
+	files := e.files("late", 1200, true)
+	var target map[string]string
+	json.Unmarshal(files[len(files)-1].Fields, &target)
+	key, _ := json.Marshal(target)
+	tag := abi.DeclarativeContent{Type: "t.tag", Fields: json.RawMessage(`{"name":"early"}`),
+		Relations: []abi.Relation{{Name: "file", To: abi.ContentRef{Type: "t.file", Key: key}}}}
+	e.plug = func(abi.SyncRequest) ([]abi.DeclarativeContent, error) {
+		return append([]abi.DeclarativeContent{tag}, files...), nil
+	}
+	if task := e.sync(r, rm, false); task.State != db.TaskCompleted {
+		t.Fatalf("sync: %s %s", task.State, task.Error)
+	}
+	tags, err := e.db.ListContents(t.Context(), db.ListParams{Filters: []db.Filter{{Field: "pulp_type", Value: "t.tag"}}, Limit: 10})
+	if err != nil || len(tags.Items) != 1 {
+		t.Fatalf("tags %v %v", tags.Items, err)
+	}
+	want, err := e.db.ContentByKeys(t.Context(), "t.file", []string{mustKey(t, key)}, nil)
+	if err != nil || len(want) != 1 {
+		t.Fatalf("target %v %v", want, err)
+	}
+	rels, _ := e.db.RelationsFrom(t.Context(), []uuid.UUID{tags.Items[0].ID})
+	if len(rels) != 1 || rels[0].Name != "file" || rels[0].To != want[0].ID {
+		t.Fatalf("relations %v, want one to %s", rels, want[0].ID)
+	}
+}
+
+func mustKey(t *testing.T, fields json.RawMessage) string {
+	t.Helper()
+	k, err := db.NaturalKey(fields, []string{"path", "sha256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // TestConcurrentSyncsShareContent syncs two repositories with the same

@@ -35,6 +35,13 @@ type Options struct {
 	// Versions are the component versions recorded with each app row.
 	Versions map[string]string
 	Logger   *slog.Logger
+	// Observer, when set, hears of every task this node ran to its end.
+	Observer Observer
+}
+
+// Observer records finished tasks, e.g. as metrics.
+type Observer interface {
+	TaskFinished(name, state string, elapsed time.Duration)
 }
 
 // Node is one process's part in the tasking system.
@@ -320,16 +327,46 @@ func (n *Node) run(ctx context.Context, t db.Task, owner uuid.UUID) {
 	state, taskErr := db.TaskCompleted, any(nil)
 	if err != nil {
 		state, taskErr = db.TaskFailed, map[string]string{"description": describe(err, context.Cause(tctx))}
-		if derr := n.db.DiscardTaskVersions(fin, []uuid.UUID{t.ID}); derr != nil {
+		if derr := untilStored(ctx, fin, log, "discard incomplete versions", func(c context.Context) error {
+			return n.db.DiscardTaskVersions(c, []uuid.UUID{t.ID})
+		}); derr != nil {
 			log.ErrorContext(fin, "discard incomplete versions", "err", derr)
 		}
 	}
-	final, ferr := n.db.FinishTask(fin, t.ID, owner, state, taskErr)
+	var final db.Task
+	ferr := untilStored(ctx, fin, log, "record task end", func(c context.Context) (err error) {
+		final, err = n.db.FinishTask(c, t.ID, owner, state, taskErr)
+		return err
+	})
 	if ferr != nil {
 		log.ErrorContext(fin, "record task end", "err", ferr)
 		return
 	}
+	if n.opts.Observer != nil {
+		n.opts.Observer.TaskFinished(t.Name, final.State, time.Since(start))
+	}
 	log.InfoContext(fin, "task finished", "state", final.State, "duration_ms", time.Since(start).Milliseconds(), "err", err)
+}
+
+// untilStored runs write until it succeeds, the row is gone or no longer this worker's
+// (ErrNotFound, ErrConflict), or the node stops (ctx). The end of a task must reach the
+// database even if the database was down when the task ended (a restart, a failover):
+// given up, the task would stay running for as long as this node heartbeats.
+func untilStored(ctx, fin context.Context, log *slog.Logger, what string, write func(context.Context) error) error {
+	pause := 100 * time.Millisecond
+	for {
+		err := write(fin)
+		if err == nil || errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrConflict) || ctx.Err() != nil {
+			return err
+		}
+		log.WarnContext(fin, what+": retrying", "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
 }
 
 // describe is the error text stored on a failed task.
