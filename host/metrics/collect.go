@@ -1,0 +1,111 @@
+package metrics
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PoolStats is a snapshot of the database connection pool.
+type PoolStats struct {
+	Acquired, Idle, Total, Max int32
+	// Acquires counts connections handed out; EmptyAcquires those that had
+	// to wait for one; AcquireDuration is the time spent acquiring.
+	Acquires, EmptyAcquires, CanceledAcquires int64
+	AcquireDuration                           time.Duration
+}
+
+// WatchPool exports the pool's statistics, read at each scrape.
+func (m *Metrics) WatchPool(stats func() PoolStats) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(poolCollector(stats))
+}
+
+type poolCollector func() PoolStats
+
+var (
+	poolConns = prometheus.NewDesc(Namespace+"_db_pool_connections", "Database connections of this process's pool, by state (acquired, idle, total) and its maximum (max).",
+		[]string{"state"}, nil)
+	poolAcquires      = prometheus.NewDesc(Namespace+"_db_pool_acquires_total", "Connections acquired from the pool.", nil, nil)
+	poolEmptyAcquires = prometheus.NewDesc(Namespace+"_db_pool_empty_acquires_total", "Acquires that waited because the pool had no idle connection.", nil, nil)
+	poolCanceled      = prometheus.NewDesc(Namespace+"_db_pool_canceled_acquires_total", "Acquires canceled by their context.", nil, nil)
+	poolAcquireTime   = prometheus.NewDesc(Namespace+"_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolConns, poolAcquires, poolEmptyAcquires, poolCanceled, poolAcquireTime} {
+		ch <- d
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	for state, v := range map[string]int32{"acquired": s.Acquired, "idle": s.Idle, "total": s.Total, "max": s.Max} {
+		ch <- prometheus.MustNewConstMetric(poolConns, prometheus.GaugeValue, float64(v), state)
+	}
+	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.Acquires))
+	ch <- prometheus.MustNewConstMetric(poolEmptyAcquires, prometheus.CounterValue, float64(s.EmptyAcquires))
+	ch <- prometheus.MustNewConstMetric(poolCanceled, prometheus.CounterValue, float64(s.CanceledAcquires))
+	ch <- prometheus.MustNewConstMetric(poolAcquireTime, prometheus.CounterValue, s.AcquireDuration.Seconds())
+}
+
+// ArtifactTotals counts the stored artifacts and their bytes.
+type ArtifactTotals func(ctx context.Context) (count, bytes int64, err error)
+
+// WatchArtifacts exports the number and total size of stored artifacts. The
+// totals come from the database, so they are the same on every process; a
+// scrape reuses a result younger than maxAge, which keeps frequent scrapes of
+// many processes from counting a large table again and again.
+func (m *Metrics) WatchArtifacts(totals ArtifactTotals, maxAge time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&artifactCollector{totals: totals, maxAge: maxAge})
+}
+
+var (
+	artifactCount = prometheus.NewDesc(Namespace+"_artifacts", "Artifacts recorded in the database.", nil, nil)
+	artifactBytes = prometheus.NewDesc(Namespace+"_artifacts_bytes", "Total size of the recorded artifacts, in bytes.", nil, nil)
+	artifactUp    = prometheus.NewDesc(Namespace+"_artifacts_scrape_ok", "1 when the artifact totals could be read at the last attempt, else 0.", nil, nil)
+)
+
+type artifactCollector struct {
+	totals ArtifactTotals
+	maxAge time.Duration
+
+	mu           sync.Mutex
+	at           time.Time
+	count, bytes int64
+	ok           bool
+}
+
+func (c *artifactCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- artifactCount
+	ch <- artifactBytes
+	ch <- artifactUp
+}
+
+func (c *artifactCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= c.maxAge {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		count, bytes, err := c.totals(ctx)
+		cancel()
+		c.at, c.ok = time.Now(), err == nil
+		if err == nil {
+			c.count, c.bytes = count, bytes
+		}
+	}
+	up := 0.0
+	if c.ok {
+		up = 1
+		ch <- prometheus.MustNewConstMetric(artifactCount, prometheus.GaugeValue, float64(c.count))
+		ch <- prometheus.MustNewConstMetric(artifactBytes, prometheus.GaugeValue, float64(c.bytes))
+	}
+	ch <- prometheus.MustNewConstMetric(artifactUp, prometheus.GaugeValue, up)
+}
