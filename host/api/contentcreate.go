@@ -178,6 +178,9 @@ func (s *Server) contentInput(r *http.Request, o object, ct ContentType, fileArt
 		return a, err
 	}
 	if repo != nil {
+		if err := s.requireOn(ctx, "repository", s.types.repoHref(repo.PulpType, repo.ID), "modify"); err != nil {
+			return a, err
+		}
 		rt, ok := s.types.repos[repo.PulpType]
 		if ok && contains(rt.ContentTypes, ct.PulpType) {
 			a.Repository, a.RepoHref, a.ContentTypes = &repo.ID, s.types.repoHref(repo.PulpType, repo.ID), rt.ContentTypes

@@ -139,7 +139,13 @@ func createOne[T any](blank T, input func(*http.Request, object, *T) error,
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusCreated, render(created))
+		out := render(created)
+		if h, ok := out["pulp_href"].(string); ok {
+			if err := ownCreated(r, h); err != nil {
+				return err
+			}
+		}
+		return writeJSON(w, http.StatusCreated, out)
 	}
 }
 

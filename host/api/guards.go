@@ -76,6 +76,7 @@ func (s *Server) guardRoutes() error {
 	}{
 		{GuardHeader, "HeaderContentGuard", headerGuardBody{}},
 		{GuardRedirect, "ContentRedirectContentGuard", guardBody{}},
+		{GuardRBAC, "RBACContentGuard", guardBody{}},
 	} {
 		p, e := segments(g.pulpType)
 		resp, req, patch := s.schemas(g.schema, "", g.body, nil)
@@ -143,6 +144,11 @@ func (s *Server) writeGuard(pulpType string, create, partial bool) handlerFunc {
 		}
 		if err != nil {
 			return err
+		}
+		if create {
+			if err := ownCreated(r, guardHref(g.PulpType, g.ID)); err != nil {
+				return err
+			}
 		}
 		return writeJSON(w, status, renderGuard(g))
 	}

@@ -200,6 +200,9 @@ func parseList(r *http.Request, filters []filter, orderable []string) (listQuery
 		}
 		lq.Filters = append(lq.Filters, db.Filter{Field: f.Field, Op: f.Op, Value: val})
 	}
+	if f, ok := scopeFilter(r.Context()); ok {
+		lq.Filters = append(lq.Filters, f) // only what the user may view
+	}
 	return lq, fe.err()
 }
 

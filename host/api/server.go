@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/auth"
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/href"
 	"github.com/pulpo/pulpo/host/openapi"
@@ -41,6 +42,19 @@ type Deps struct {
 	// ContentOrigin and ContentPathPrefix are shown in status/.
 	ContentOrigin, ContentPathPrefix string
 	Logger                           *slog.Logger
+	// Requests, when set, records every finished request by route pattern.
+	Requests RequestObserver
+	// Auth checks every route's permissions (authz.go); nil turns the
+	// checks off, for tests of other concerns. Users is told when a user
+	// changes so cached credentials are dropped.
+	Auth  *auth.Authorizer
+	Users interface{ Forget() }
+}
+
+// RequestObserver records finished requests, e.g. as metrics. route is the
+// pattern the request matched, so its values are bounded.
+type RequestObserver interface {
+	ObserveRequest(route, method string, status int, elapsed time.Duration)
 }
 
 // Server is the REST API handler.
@@ -78,9 +92,10 @@ func New(d Deps) (*Server, error) {
 	})
 	s.spec.SecurityScheme("basicAuth", openapi.SecurityScheme{Type: "http", Scheme: "basic"})
 	for _, add := range []func() error{
-		s.statusRoutes, s.artifactRoutes, s.uploadRoutes, s.taskRoutes,
+		s.statusRoutes, s.healthRoutes, s.repairRoutes, s.artifactRoutes, s.uploadRoutes, s.taskRoutes,
 		s.repositoryRoutes, s.remoteRoutes, s.contentRoutes, s.orphanRoutes,
 		s.publicationRoutes, s.distributionRoutes, s.guardRoutes,
+		s.userRoutes, s.roleRoutes,
 	} {
 		if err := add(); err != nil {
 			return nil, err
@@ -125,6 +140,7 @@ func (s *Server) route(method, path string, op openapi.Operation, h handlerFunc)
 	if err := s.spec.Add(method, path, op); err != nil {
 		return err
 	}
+	h = s.authorize(accessFor(method, path), h)
 	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
@@ -149,6 +165,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !sw.wrote {
 				s.writeError(sw, r, fmt.Errorf("panic: %v", p))
 			}
+		}
+		if s.Requests != nil {
+			s.Requests.ObserveRequest(routeOf(r.Pattern), r.Method, sw.status, time.Since(start))
 		}
 		s.log.InfoContext(r.Context(), "request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
@@ -204,6 +223,9 @@ type asyncResponse struct {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, spec tasks.Spec) error {
 	t, err := s.Tasks.Dispatch(r.Context(), spec)
 	if err != nil {
+		return err
+	}
+	if err := s.ownTask(r.Context(), href.Flat(href.Tasks, t.ID)); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, asyncResponse{Task: href.Flat(href.Tasks, t.ID)})

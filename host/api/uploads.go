@@ -122,6 +122,9 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := ownCreated(r, href.Flat(href.Uploads, u.ID)); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusCreated, renderUpload(u))
 }
 

@@ -20,12 +20,12 @@ type distTable struct {
 	visible []string // base paths of the non-hidden distributions, sorted
 }
 
-func newDistTable(rows []db.ContentDistribution, fromPublication map[string]bool) *distTable {
+func newDistTable(rows []db.ContentDistribution, fromPublication map[string]bool, downloads DownloadChecker) *distTable {
 	t := &distTable{byPath: make(map[string]*dist, len(rows))}
 	for _, r := range rows {
 		d := &dist{ContentDistribution: r, fromPublication: fromPublication[r.PulpType]}
 		if r.Guard != nil {
-			d.guard = parseGuard(*r.Guard)
+			d.guard = parseGuardWith(*r.Guard, downloads)
 		}
 		t.byPath[r.BasePath] = d
 		if !r.Hidden {

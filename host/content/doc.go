@@ -12,10 +12,13 @@
 //
 // Stored artifacts are sent with http.ServeContent over the storage Reader
 // (sendfile for the filesystem driver), which answers HEAD, Range, ETag and
-// conditional requests. A content artifact without an artifact (on_demand or
-// streamed remotes) is fetched from its remote artifacts by one download per
-// artifact that every concurrent request reads while it grows (a "flight"),
-// verified against the expected digests, and for on_demand saved as an
-// artifact whatever the clients do. Bytes that fail verification after
-// being sent end the connection (http.ErrAbortHandler), never a response.
+// conditional requests; or, with Deps.Redirect (content_redirect over S3
+// storage), a GET is answered with a 302 to a short-lived presigned URL of
+// the object store, after the guard admitted it. A content artifact without
+// an artifact (on_demand or streamed remotes) is fetched from its remote
+// artifacts by one download per artifact that every concurrent request
+// reads while it grows (a "flight"), verified against the expected digests,
+// and for on_demand saved as an artifact whatever the clients do. Bytes that
+// fail verification after being sent end the connection
+// (http.ErrAbortHandler), never a response.
 package content

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -191,7 +192,14 @@ func (fl *flight) fetchFrom(ctx context.Context, src db.RemoteSource) error {
 		fl.cancel()
 		return context.Canceled
 	}
-	res, err := dl.Fetch(ctx, download.Request{URL: src.URL, Expected: exp}, spoolWriter{fl})
+	var hdr http.Header
+	for k, v := range src.Headers {
+		if hdr == nil {
+			hdr = http.Header{}
+		}
+		hdr.Set(k, v)
+	}
+	res, err := dl.Fetch(ctx, download.Request{URL: src.URL, Expected: exp, Header: hdr}, spoolWriter{fl})
 	if err != nil {
 		var de *download.DigestError
 		var se *download.SizeError

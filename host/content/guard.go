@@ -1,6 +1,7 @@
 package content
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulpo/pulpo/host/db"
 )
 
@@ -25,11 +28,27 @@ type guard interface {
 // errDenied is wrapped by every guard refusal; the handler answers 403.
 var errDenied = errors.New("access denied")
 
+// DownloadChecker answers whether the user of a request (authenticated by
+// the server's middleware, in ctx) may download through the core.rbac guard
+// with this id; host/auth implements it.
+type DownloadChecker interface {
+	MayDownload(ctx context.Context, guard uuid.UUID) (bool, error)
+}
+
 // parseGuard builds the check of a content guard row. A guard this host
 // cannot evaluate (an unknown type, a jq_filter, a bad secret) denies every
 // request: a guard that silently let everything through would be worse.
-func parseGuard(g db.ContentGuard) guard {
+func parseGuard(g db.ContentGuard) guard { return parseGuardWith(g, nil) }
+
+// parseGuardWith is parseGuard with the checker of core.rbac guards (nil:
+// they deny everything).
+func parseGuardWith(g db.ContentGuard, downloads DownloadChecker) guard {
 	switch g.PulpType {
+	case "core.rbac":
+		if downloads == nil {
+			return denyGuard{fmt.Sprintf("guard %q: no user authorization here", g.Name)}
+		}
+		return rbacGuard{id: g.ID, check: downloads}
 	case "core.header":
 		var f struct {
 			HeaderName  string `json:"header_name"`
@@ -60,6 +79,24 @@ func parseGuard(g db.ContentGuard) guard {
 }
 
 type denyGuard struct{ why string }
+
+// rbacGuard is core.rbac: the request's user holds the download permission
+// on the guard.
+type rbacGuard struct {
+	id    uuid.UUID
+	check DownloadChecker
+}
+
+func (g rbacGuard) permit(r *http.Request) error {
+	ok, err := g.check.MayDownload(r.Context(), g.id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errDenied, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: no download permission on guard %s", errDenied, g.id)
+	}
+	return nil
+}
 
 func (g denyGuard) permit(*http.Request) error { return fmt.Errorf("%w: %s", errDenied, g.why) }
 

@@ -41,7 +41,16 @@ type Deps struct {
 	// verification is tried only after the others (default 5 min, Pulp's
 	// REMOTE_CONTENT_FETCH_FAILURE_COOLDOWN).
 	FailureCooldown time.Duration
-	Logger          *slog.Logger
+	// Redirect, when set, answers a GET of a stored artifact with a 302 to
+	// the URL it returns for the artifact's storage key: a short-lived
+	// presigned URL of the object store, whose responses carry contentType
+	// and disposition. The client then fetches the bytes, Range included,
+	// from the store. Content guards are checked before; HEAD is answered
+	// here as without it.
+	Redirect func(ctx context.Context, key, contentType, disposition string) (string, error)
+	Logger   *slog.Logger
+	// Downloads decides core.rbac content guards; nil denies them.
+	Downloads DownloadChecker
 }
 
 // Handler serves the content app. Start its cache listener with Start and
@@ -51,6 +60,7 @@ type Handler struct {
 	storage  storage.Driver
 	resolver *resolver
 	fetcher  *fetcher
+	redirect func(ctx context.Context, key, contentType, disposition string) (string, error)
 	log      *slog.Logger
 
 	stop    context.CancelFunc
@@ -78,8 +88,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	log = log.With("component", "content")
 	base, stop := context.WithCancel(context.Background())
-	h := &Handler{prefix: d.Prefix, storage: d.Storage, log: log, base: base, stop: stop,
+	h := &Handler{prefix: d.Prefix, storage: d.Storage, redirect: d.Redirect, log: log, base: base, stop: stop,
 		resolver: newResolver(d.DB, d.ServeFromPublication, d.CacheTTL, log)}
+	h.resolver.downloads = d.Downloads
 	h.fetcher = newFetcher(base, d, log, h.resolver.paths.flush)
 	return h, nil
 }

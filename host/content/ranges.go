@@ -39,10 +39,10 @@ func parseRanges(h string, size int64) ([]byteRange, error) {
 			if err != nil || n < 0 || last == "" || last[0] == '-' || last[0] == '+' {
 				return nil, errRange
 			}
-			if n == 0 {
+			n = min(n, size)
+			if n == 0 { // nothing to send, also for an empty file (not "bytes 0--1/0")
 				continue
 			}
-			n = min(n, size)
 			r = byteRange{start: size - n, length: n}
 		} else {
 			s, err := strconv.ParseInt(first, 10, 64)

@@ -27,9 +27,10 @@ const (
 // resolver answers, through its caches, what distributions exist, what each
 // serves, and what a path in that resolves to.
 type resolver struct {
-	db      *db.DB
-	fromPub map[string]bool
-	log     *slog.Logger
+	db        *db.DB
+	downloads DownloadChecker // core.rbac guards
+	fromPub   map[string]bool
+	log       *slog.Logger
 
 	dists   *ttlMap[struct{}, *distTable]
 	targets *ttlMap[uuid.UUID, target]
@@ -180,7 +181,7 @@ func (r *resolver) distributions(ctx context.Context) (*distTable, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load distributions: %w", err)
 		}
-		return newDistTable(rows, r.fromPub), nil
+		return newDistTable(rows, r.fromPub, r.downloads), nil
 	}, nil)
 }
 

@@ -2,6 +2,7 @@ package content
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"path"
@@ -19,6 +20,10 @@ const maxRanges = 64
 // many), HEAD, Last-Modified, If-* and 304/206/416 come from it, and the fs
 // driver's Reader lets it use sendfile.
 func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, key, sha256, name string) {
+	if h.redirect != nil && r.Method == http.MethodGet {
+		h.redirectStored(w, r, key, name)
+		return
+	}
 	rd, err := h.storage.Open(r.Context(), key)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -33,6 +38,24 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, key, sha25
 	hdr.Set("ETag", `"`+sha256+`"`)
 	limitRanges(r)
 	http.ServeContent(w, r, "", rd.ModTime(), rd)
+}
+
+// redirectStored answers with a 302 to the object store's presigned URL of
+// key, as Pulp's content app does for cloud storage, naming the file in
+// Content-Disposition so a client saves it under its name, not the key's.
+// The URL expires, so the redirect itself must not be cached for long.
+func (h *Handler) redirectStored(w http.ResponseWriter, r *http.Request, key, name string) {
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(name)})
+	if disposition == "" {
+		disposition = "attachment"
+	}
+	loc, err := h.redirect(r.Context(), key, contentType(name), disposition)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("presign %s: %w", key, err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	http.Redirect(w, r, loc, http.StatusFound)
 }
 
 // limitRanges drops a Range header naming more than maxRanges ranges.
