@@ -5,7 +5,9 @@
 #   make build     bin/pulpo
 #   make plugins   plugins/build/<name>.wasm for every plugins/<name> with a main package
 #   make run       deps, plugins, build, then ./bin/pulpo serve $(ARGS) (embedded PostgreSQL under ./var)
-#   make test      deps, plugins, go vet ./..., go test ./... (unit and integration)
+#   make test      deps, plugins, go vet ./..., go test ./... (unit and integration; prints the
+#                  OCI conformance summary, reports kept in a temporary directory)
+#   make fuzz      every go test -fuzz target for FUZZTIME (5s) each; make test runs it last
 #   make bench     go test -bench on every package that has benchmarks
 #   make clean     remove bin/ and plugins/build/ (keeps ./var, the data of `make run`)
 
@@ -24,7 +26,7 @@ BENCHFLAGS  ?=
 # sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build plugins run test bench clean deps deps-postgres deps-cplugin
+.PHONY: all build plugins run test fuzz bench clean deps deps-postgres deps-cplugin deps-s3
 
 all: build plugins
 
@@ -53,16 +55,38 @@ run: deps plugins build
 
 # CI is passed through the environment: under CI=true, tests that need
 # PostgreSQL fail instead of skipping when none can be had (host/db/dbtest).
-test: deps plugins
+test: deps deps-s3 plugins
 	@vet=ok; $(GO) vet ./... || vet=FAILED; \
-	log=$$(mktemp); rc=0; \
-	$(GO) test -p 2 -timeout 10m $(TESTFLAGS) ./... 2>&1 | tee "$$log" || rc=$$?; \
+	log=$$(mktemp); rc=0; oci=$$(mktemp -d -t pulpo-oci-conformance.XXXXXX); \
+	PULPO_CONFORMANCE_DIR="$$oci" $(GO) test -p 2 -timeout 10m $(TESTFLAGS) ./... 2>&1 | tee "$$log" || rc=$$?; \
 	ok=$$(grep -c '^ok ' "$$log" || true); \
 	failed=$$(grep -cE '^FAIL\s+\S+' "$$log" || true); \
 	none=$$(grep -c '^?' "$$log" || true); \
 	rm -f "$$log"; \
+	if [ -f "$$oci/summary.txt" ]; then cat "$$oci/summary.txt"; else rmdir "$$oci" 2>/dev/null || true; fi; \
 	echo "make test: vet $$vet; go test: $$ok packages ok, $$failed failed, $$none without tests$$( [ $$rc = 0 ] && [ $$vet = ok ] && echo ' -- PASS' || echo ' -- FAIL')"; \
 	[ $$rc = 0 ] && [ $$vet = ok ]
+	@$(MAKE) --no-print-directory fuzz
+
+# Every func FuzzXxx in a _test.go file, run for FUZZTIME each (go test -fuzz takes one
+# target of one package per run). A failure leaves its input under the package's
+# testdata/fuzz/, where plain go test replays it from then on.
+FUZZTIME    ?= 5s
+
+fuzz:
+	@pass=0; fail=0; failed=""; start=$$(date +%s); log=$$(mktemp); \
+	while IFS=: read -r file name; do \
+		pkg=./$$(dirname "$$file"); \
+		if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" >"$$log" 2>&1; then \
+			pass=$$((pass + 1)); \
+		else \
+			fail=$$((fail + 1)); failed="$$failed $$pkg:$$name"; \
+			echo "fuzz: $$pkg $$name FAILED:"; tail -n 30 "$$log"; \
+		fi; \
+	done < <(grep -rhoE --include='*_test.go' --exclude-dir=testdata -H '^func Fuzz[A-Za-z0-9_]*' host abi sdk plugins integration 2>/dev/null | sed 's/func //' | sort); \
+	rm -f "$$log"; \
+	echo "make fuzz: $$pass targets passed, $$fail failed ($(FUZZTIME) each, $$(( $$(date +%s) - start ))s)$$( [ $$fail = 0 ] && echo ' -- PASS' || echo " -- FAIL:$$failed")"; \
+	[ $$fail = 0 ]
 
 # Packages with at least one Benchmark function, found by grep.
 BENCH_PKGS = $(sort $(addprefix ./,$(dir $(shell grep -rlE --include='*_test.go' --exclude-dir=testdata '^func Benchmark' $(wildcard host abi sdk plugins integration) /dev/null))))
@@ -76,6 +100,12 @@ clean:
 	rm -rf bin $(PLUGIN_OUT)
 
 deps: deps-postgres deps-cplugin
+
+# The S3-compatible server of the storage tests (host/storage/s3/s3test), built once
+# per machine into the user cache: minutes the first time, nothing afterwards. Only
+# make test needs it; make run does not.
+deps-s3:
+	@$(GO) run ./host/storage/s3/s3test/prebuild
 
 # PostgreSQL server binaries (initdb, pg_ctl, postgres) for the embedded
 # cluster and for tests, looked for where host/pgcluster looks.

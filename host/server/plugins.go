@@ -13,7 +13,7 @@ import (
 )
 
 // loadPlugins compiles and checks every plugin of the configured folders.
-func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger) (*plugin.Registry, error) {
+func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs plugin.CallObserver) (*plugin.Registry, error) {
 	for _, dir := range []string{cfg.WorkDir(), cfg.CacheDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("plugins: %w", err)
@@ -21,7 +21,7 @@ func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger) (*plu
 	}
 	reg, err := plugin.Load(ctx, plugin.Options{
 		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log,
-		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize,
+		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize, Observer: obs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
@@ -31,7 +31,7 @@ func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger) (*plu
 
 // ListPlugins prints the loaded plugins, their versions and types.
 func ListPlugins(ctx context.Context, cfg config.Config, w io.Writer, log *slog.Logger) error {
-	reg, err := loadPlugins(ctx, cfg, log)
+	reg, err := loadPlugins(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -17,12 +17,13 @@ import (
 
 	"github.com/pulpo/pulpo/host/api"
 	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/auth"
 	"github.com/pulpo/pulpo/host/config"
 	"github.com/pulpo/pulpo/host/coretask"
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/download"
 	"github.com/pulpo/pulpo/host/pgcluster"
 	"github.com/pulpo/pulpo/host/stages"
-	"github.com/pulpo/pulpo/host/storage/fs"
 	"github.com/pulpo/pulpo/host/tasks"
 )
 
@@ -66,26 +67,38 @@ func OpenDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*db.DB, f
 
 // Run serves until ctx is canceled, then shuts down in reverse order.
 func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.Logger) error {
-	for _, dir := range []string{cfg.DataDir, cfg.WorkDir(), cfg.StorageRoot} {
+	for _, dir := range []string{cfg.DataDir, cfg.WorkDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
 	}
+	work, err := claimWorkDir(ctx, cfg.WorkDir(), log)
+	if err != nil {
+		return err
+	}
+	defer work.Release() //nolint:errcheck // shutting down
+	// Downloads, spools and plugin scratch directories go to this process's own
+	// directory, which a later start sweeps if the process dies mid-way.
+	ownWork := cfg.WithWorkDir(work.Path)
 	d, closeDB, err := OpenDB(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	store, err := fs.New(cfg.StorageRoot)
+	opened, err := openStorage(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return err
 	}
-	arts := &artifact.Store{DB: d, Storage: store, TempDir: cfg.WorkDir(), Checksums: cfg.AllowedChecksums}
-	plugins, err := loadPlugins(ctx, cfg, log)
+	store := opened.driver
+	m := newMetrics(d) // before the plugins load, so their describe calls count
+	arts := &artifact.Store{DB: d, Storage: store, TempDir: ownWork.WorkDir(), Checksums: cfg.AllowedChecksums}
+	plugins, err := loadPlugins(ctx, ownWork, log, m)
 	if err != nil {
 		return err
 	}
 	defer plugins.Close(context.Background()) //nolint:errcheck // shutting down
+	releaseMemory()
+	applyMemoryLimit(ctx, cfg, log)
 	versions := map[string]string{"core": Version}
 	for _, p := range plugins.Plugins() {
 		versions[p.Name()] = p.Version()
@@ -96,25 +109,34 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	publisher.Register(reg)
 	coretask.Register(reg, coretask.Deps{DB: d, Storage: store, Artifacts: arts, OrphanProtection: cfg.OrphanProtectionTime,
 		OnNewVersion: publisher.Autopublish})
-	syncer := &stages.Syncer{DB: d, Artifacts: arts, TempDir: cfg.WorkDir(), Log: log,
+	syncer := &stages.Syncer{DB: d, Artifacts: arts, TempDir: ownWork.WorkDir(), Log: log,
 		Plugin: func(name string) (stages.FirstStager, bool) {
 			p, ok := plugins.Plugin(name)
 			return p, ok
 		},
-		Downloader: newDownloader(cfg, log), Types: contentTypeInfo(plugins.Plugins()), OnNewVersion: publisher.Autopublish}
+		Downloader: newDownloader(cfg, log, download.WithMeter(m)), Types: contentTypeInfo(plugins.Plugins()), OnNewVersion: publisher.Autopublish}
 	syncer.Register(reg)
+	registerRepair(reg, cfg, d, store, log, download.WithMeter(m))
 	serveAPI, serveContent := cmd == config.Serve && cfg.API, cmd == config.Serve && cfg.Content
 	serveHTTP := serveAPI || serveContent
 	// Roles are registered only for what this process serves: status/
 	// reports them as online apps, and the node heartbeats them.
 	node := tasks.NewNode(d, reg, tasks.Options{
 		Workers: cfg.Workers, API: serveAPI, Content: serveContent,
-		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log,
+		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log, Observer: m,
 	})
 	if err := node.Start(ctx); err != nil {
 		return err
 	}
 	defer node.Stop(context.Background())
+	checks := newHealth(d, store, plugins, log)
+	if cfg.MetricsListen != "" {
+		stopOps, err := serveOps(ctx, cfg.MetricsListen, m, checks, log)
+		if err != nil {
+			return err
+		}
+		defer stopOps()
+	}
 	if !serveHTTP {
 		log.InfoContext(ctx, "worker running", "workers", cfg.Workers)
 		<-ctx.Done()
@@ -122,32 +144,48 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	}
 
 	mux := http.NewServeMux()
+	opsRoutes(mux, m, checks)
+	authn := auth.NewAuthenticator(d, cfg.AuthCacheTTL)
 	if serveAPI {
 		apiServer, err := api.New(api.Deps{
+			Auth: &auth.Authorizer{Store: d}, Users: authn,
 			DB: d, Storage: store, Artifacts: arts, Tasks: node, Versions: versions, Types: apiTypes(plugins.Plugins()),
-			StorageUsage: func(context.Context) (int64, int64, int64, error) { return usage(cfg.StorageRoot) },
+			StorageUsage: opened.usage,
 			MaxChunkSize: cfg.MaxUploadChunk, ContentOrigin: cfg.ContentOrigin, ContentPathPrefix: cfg.ContentPathPrefix,
-			Logger: log,
+			Logger: log, Requests: m,
 		})
 		if err != nil {
+			return err
+		}
+		if err := bootstrapAuth(ctx, cfg, d, apiServer.BuiltinRoles(), log); err != nil {
 			return err
 		}
 		mux.Handle("/pulp/api/v3/", apiServer)
 	}
 	if serveContent {
-		app, err := newContentApp(cfg, d, store, arts, plugins.Plugins(), log)
+		app, err := newContentApp(cfg, d, opened, arts, plugins.Plugins(), log, download.WithMeter(m))
 		if err != nil {
 			return err
 		}
 		app.Start()
 		defer app.Close() // after the HTTP shutdown: ends downloads nobody waits for
-		mux.Handle(cfg.ContentPathPrefix, app)
+		mux.Handle(cfg.ContentPathPrefix, m.Instrument("content", app))
+		routes, closeRoutes, err := pluginRoutes(cfg, d, store, arts, app, node, plugins.Plugins(), log)
+		if err != nil {
+			return err
+		}
+		defer closeRoutes()
+		for _, rt := range routes {
+			mux.Handle(rt.prefix, m.Instrument(rt.name, rt.h))
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Every request is authenticated (when it carries credentials) before
+	// routing; the API decides per route what anonymous users may do.
+	srv := &http.Server{Handler: authn.Middleware(mux, "/pulp/api/", log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "workers", cfg.Workers)

@@ -21,25 +21,32 @@ type remoteDownloader struct {
 	conc int
 }
 
-func (r remoteDownloader) Download(ctx context.Context, url string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
-	path, res, err := r.d.FetchToFile(ctx, download.Request{URL: url, Expected: download.Expect{Size: size, Digests: digests}}, dir)
+func (r remoteDownloader) Download(ctx context.Context, url string, header map[string]string, size int64, digests map[string]string, dir string) (string, int64, map[string]string, error) {
+	var h http.Header
+	for k, v := range header {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set(k, v)
+	}
+	path, res, err := r.d.FetchToFile(ctx, download.Request{URL: url, Header: h, Expected: download.Expect{Size: size, Digests: digests}}, dir)
 	return path, res.Size, res.Digests, err
 }
 
-func (r remoteDownloader) Stream(ctx context.Context, url string, header map[string]string, w io.Writer) (int, http.Header, error) {
+func (r remoteDownloader) Stream(ctx context.Context, method, url string, header map[string]string, w io.Writer) (int, http.Header, error) {
 	h := http.Header{}
 	for k, v := range header {
 		h.Set(k, v)
 	}
-	res, err := r.d.Fetch(ctx, download.Request{URL: url, Header: h}, w)
+	res, err := r.d.Fetch(ctx, download.Request{URL: url, Header: h, Method: method, AnyStatus: true}, w)
 	return res.Status, res.Header, err
 }
 
 func (r remoteDownloader) Concurrency() int { return r.conc }
 
 // newDownloader builds the sync's downloader of a remote.
-func newDownloader(cfg config.Config, log *slog.Logger) func(db.Remote) (stages.Downloader, error) {
-	build := remoteDownloaders(cfg, log)
+func newDownloader(cfg config.Config, log *slog.Logger, opts ...download.Option) func(db.Remote) (stages.Downloader, error) {
+	build := remoteDownloaders(cfg, log, opts...)
 	return func(rm db.Remote) (stages.Downloader, error) {
 		d, err := build(rm)
 		if err != nil {
@@ -56,7 +63,7 @@ func newDownloader(cfg config.Config, log *slog.Logger) func(db.Remote) (stages.
 // remoteDownloaders builds the downloader of a remote from its stored
 // settings, computing the allowed checksums; syncs and the content app's
 // on-demand fetches share it.
-func remoteDownloaders(cfg config.Config, log *slog.Logger) func(db.Remote) (*download.Downloader, error) {
+func remoteDownloaders(cfg config.Config, log *slog.Logger, opts ...download.Option) func(db.Remote) (*download.Downloader, error) {
 	return func(rm db.Remote) (*download.Downloader, error) {
 		secs := func(f *float64) time.Duration {
 			if f == nil {
@@ -85,7 +92,8 @@ func remoteDownloaders(cfg config.Config, log *slog.Logger) func(db.Remote) (*do
 		if rm.RateLimit != nil {
 			dc.RateLimit = *rm.RateLimit
 		}
-		d, err := download.New(dc, download.WithLogger(log.With("remote", rm.Name)), download.WithChecksums(cfg.AllowedChecksums...))
+		d, err := download.New(dc, append([]download.Option{download.WithLogger(log.With("remote", rm.Name)),
+			download.WithChecksums(cfg.AllowedChecksums...)}, opts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
 		}

@@ -172,7 +172,7 @@ func TestPresignGetChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Presigning is local: no server is needed to check the URL's shape.
-	link, err := d.PresignGet(t.Context(), "artifact/ab/cd", MaxPresignTTL)
+	link, err := d.PresignGet(t.Context(), "artifact/ab/cd", MaxPresignTTL, ResponseHeaders{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,23 @@ const MaxPresignTTL = 7 * 24 * time.Hour
 // presign objects a content guard protects unless the guard has just admitted the request.
 type Presigner interface {
 	// PresignGet returns a URL that answers GET (not HEAD, which needs its own signature) for key
-	// during ttl, without credentials. It signs locally and sends no request, so it
-	// succeeds for a missing key too; the URL then answers 404.
-	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+	// during ttl, without credentials, with the response headers resp asks for. It signs
+	// locally and sends no request, so it succeeds for a missing key too; the URL then
+	// answers 404.
+	PresignGet(ctx context.Context, key string, ttl time.Duration, resp ResponseHeaders) (string, error)
+}
+
+// ResponseHeaders are headers a presigned GET answers with in place of those stored with
+// the object (S3's response-content-type and response-content-disposition parameters,
+// which the signature covers). Empty fields leave the stored header.
+type ResponseHeaders struct {
+	ContentType        string
+	ContentDisposition string
 }
 
 // PresignGet implements [Presigner]. The URL starts with Config.PublicEndpoint when set,
 // else Config.Endpoint. ttl must be positive and at most [MaxPresignTTL].
-func (d *Driver) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+func (d *Driver) PresignGet(ctx context.Context, key string, ttl time.Duration, resp ResponseHeaders) (string, error) {
 	objKey, err := d.objectKey(key)
 	if err != nil {
 		return "", err
@@ -38,7 +47,9 @@ func (d *Driver) PresignGet(ctx context.Context, key string, ttl time.Duration) 
 	if ttl <= 0 || ttl > MaxPresignTTL {
 		return "", fmt.Errorf("presign %s: ttl %v is not in (0, %v]", key, ttl, MaxPresignTTL)
 	}
-	req, err := d.presign.PresignGetObject(ctx, &s3api.GetObjectInput{Bucket: &d.bucket, Key: &objKey}, s3api.WithPresignExpires(ttl))
+	in := &s3api.GetObjectInput{Bucket: &d.bucket, Key: &objKey,
+		ResponseContentType: nonEmpty(resp.ContentType), ResponseContentDisposition: nonEmpty(resp.ContentDisposition)}
+	req, err := d.presign.PresignGetObject(ctx, in, s3api.WithPresignExpires(ttl))
 	if err != nil {
 		return "", fmt.Errorf("presign %s: %w", key, err)
 	}

@@ -514,14 +514,15 @@ func TestPresignGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p s3.Presigner = d
-	link, err := p.PresignGet(t.Context(), "artifact/ab/cd", time.Minute)
+	hdrs := s3.ResponseHeaders{ContentType: "text/x-pulpo", ContentDisposition: `attachment; filename="a b.txt"`}
+	link, err := p.PresignGet(t.Context(), "artifact/ab/cd", time.Minute, hdrs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lu, err := url.Parse(link); err != nil || lu.Host != public.Host {
 		t.Errorf("presigned URL %s does not use the public endpoint %s", link, public.Host)
 	}
-	get := func(link string, rng string) (int, []byte) {
+	get := func(link string, rng string) (int, http.Header, []byte) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, link, nil)
 		if err != nil {
@@ -539,23 +540,32 @@ func TestPresignGet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, body
+		return resp.StatusCode, resp.Header, body
 	}
-	if code, body := get(link, ""); code != http.StatusOK || !bytes.Equal(body, data) {
+	code, h, body := get(link, "")
+	if code != http.StatusOK || !bytes.Equal(body, data) {
 		t.Errorf("GET presigned URL: status %d, %d bytes; want 200 and the object", code, len(body))
 	}
-	if code, body := get(link, "bytes=10-19"); code != http.StatusPartialContent || !bytes.Equal(body, data[10:20]) {
+	if h.Get("Content-Type") != hdrs.ContentType || h.Get("Content-Disposition") != hdrs.ContentDisposition {
+		t.Errorf("GET presigned URL: Content-Type %q, Content-Disposition %q; want %q, %q",
+			h.Get("Content-Type"), h.Get("Content-Disposition"), hdrs.ContentType, hdrs.ContentDisposition)
+	}
+	if code, _, body := get(link, "bytes=10-19"); code != http.StatusPartialContent || !bytes.Equal(body, data[10:20]) {
 		t.Errorf("ranged GET of presigned URL: status %d, %q", code, body)
 	}
-	// The signature covers the key: another key under the same signature is refused.
-	if code, _ := get(strings.Replace(link, "artifact/ab/cd", "artifact/ab/ce", 1), ""); code != http.StatusForbidden {
+	// The signature covers the key and the response headers: another key, or another
+	// content type, under the same signature is refused.
+	if code, _, _ := get(strings.Replace(link, "artifact/ab/cd", "artifact/ab/ce", 1), ""); code != http.StatusForbidden {
 		t.Errorf("GET with the key changed: status %d, want 403", code)
 	}
-	if _, err := p.PresignGet(t.Context(), "../x", time.Minute); !errors.Is(err, storage.ErrInvalidKey) {
+	if code, _, _ := get(strings.Replace(link, "x-pulpo", "html", 1), ""); code != http.StatusForbidden {
+		t.Errorf("GET with the content type changed: status %d, want 403", code)
+	}
+	if _, err := p.PresignGet(t.Context(), "../x", time.Minute, s3.ResponseHeaders{}); !errors.Is(err, storage.ErrInvalidKey) {
 		t.Errorf("PresignGet(../x) = %v, want ErrInvalidKey", err)
 	}
 	for _, ttl := range []time.Duration{0, -time.Second, 8 * 24 * time.Hour} {
-		if _, err := p.PresignGet(t.Context(), "artifact/ab/cd", ttl); err == nil {
+		if _, err := p.PresignGet(t.Context(), "artifact/ab/cd", ttl, s3.ResponseHeaders{}); err == nil {
 			t.Errorf("PresignGet with ttl %v succeeded", ttl)
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -259,6 +260,12 @@ func NewDriver(t testing.TB, edit func(*s3.Config)) *s3.Driver {
 	return d
 }
 
+// BuildServer returns the path of the cached versitygw binary tests start, building it
+// first if needed (see the package documentation). `make deps` runs it through
+// ./host/storage/s3/s3test/prebuild, so the build is not charged to the test timeout of
+// whichever package first needs a server.
+func BuildServer() (string, error) { return buildServer() }
+
 // buildServer returns the cached versitygw binary, building it first if needed. A file
 // lock keeps test binaries that start together from building it twice.
 func buildServer() (string, error) {
@@ -416,6 +423,10 @@ func startProcess(bin string) (*process, error) {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	if err := removeAtExit(dir); err != nil {
+		p.stop()
+		return nil, err
+	}
 	if err := p.waitHealthy(); err != nil {
 		p.stop()
 		log, _ := os.ReadFile(logPath)
@@ -423,6 +434,28 @@ func startProcess(bin string) (*process, error) {
 	}
 	return p, nil
 }
+
+// removeAtExit removes dir when this process exits, however it exits: test binaries whose
+// TestMain ends in another package's Main (such as the integration tests') never run
+// stop, and the server is then ended by its parent-death signal alone. A shell in its own
+// session waits for the end of its stdin, which the kernel closes when this process dies.
+func removeAtExit(dir string) error {
+	cmd := exec.Command("/bin/sh", "-c", `read -r _ || :; sleep 1; rm -rf "$1"`, "pulpo-s3test-cleanup", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start cleanup process: %w", err)
+	}
+	cleanupPipes = append(cleanupPipes, w) // never written; closed by the kernel at exit
+	go func() { _ = cmd.Wait() }()         // reaps the shell if it ends early
+	return nil
+}
+
+// cleanupPipes keeps the stdin of every removeAtExit shell open until this process exits.
+var cleanupPipes []io.Closer
 
 func (p *process) waitHealthy() error {
 	deadline := time.Now().Add(startTimeout)

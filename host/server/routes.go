@@ -1,0 +1,73 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+
+	"github.com/pulpo/pulpo/abi"
+	"github.com/pulpo/pulpo/host/artifact"
+	"github.com/pulpo/pulpo/host/config"
+	"github.com/pulpo/pulpo/host/content"
+	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/liveroute"
+	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/registry"
+	"github.com/pulpo/pulpo/host/storage"
+	"github.com/pulpo/pulpo/host/tasks"
+)
+
+// liveRoute is a plugin route prefix and what serves it.
+type liveRoute struct {
+	prefix, name string
+	h            http.Handler
+}
+
+// pluginRoutes builds a handler for every route the plugins declare: the OCI registry
+// for routes speaking abi.ProtocolOCIDistribution, handle_route for the others. The
+// returned function stops what they run.
+func pluginRoutes(cfg config.Config, d *db.DB, store storage.Driver, arts *artifact.Store, files *content.Handler,
+	node *tasks.Node, plugins []*plugin.Plugin, log *slog.Logger) ([]liveRoute, func(), error) {
+	var out []liveRoute
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	seen := map[string]string{}
+	for _, p := range plugins {
+		desc := p.Describe()
+		keys := map[string][]string{}
+		for _, ct := range desc.ContentTypes {
+			keys[ct.Name] = ct.NaturalKey
+		}
+		for _, rt := range desc.Routes {
+			if other, dup := seen[rt.Prefix]; dup {
+				closeAll()
+				return nil, nil, fmt.Errorf("route %s is declared by plugins %s and %s", rt.Prefix, other, p.Name())
+			}
+			seen[rt.Prefix] = p.Name()
+			if rt.Protocol != abi.ProtocolOCIDistribution {
+				out = append(out, liveRoute{prefix: rt.Prefix, name: "plugin_" + p.Name(),
+					h: &liveroute.Handler{Plugin: p, DB: d, Storage: store, NaturalKeys: keys, Logger: log}})
+				continue
+			}
+			var up registry.Uploader
+			if p.HasExport(abi.ExportContentFromUpload) {
+				up = p
+			}
+			reg, err := registry.New(registry.Deps{DB: d, Storage: store, Artifacts: arts, Files: files, Plugin: up,
+				Describe: desc, Route: rt, Tasks: node, UploadDir: filepath.Join(cfg.WorkDir(), "registry-uploads"), Logger: log})
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			reg.Start()
+			closers = append(closers, reg.Close)
+			out = append(out, liveRoute{prefix: rt.Prefix, name: "registry", h: reg})
+		}
+	}
+	return out, closeAll, nil
+}
