@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,10 +119,20 @@ func TestFileSyncKilledWorker(t *testing.T) {
 		t.Fatalf("killed at the wrong moment: %d artifacts recorded, %d files stored of %d", recorded, len(stored), n)
 	}
 	t.Logf("killed with %d artifacts recorded and %d more files stored without a row", recorded, len(stored)-recorded)
+	// The killed worker left its download of the held file (and the manifest) behind.
+	left := workFiles(t, srv)
+	if !slices.ContainsFunc(left, func(p string) bool { return strings.Contains(p, "download-") }) {
+		t.Fatalf("no half-done download in the working directory after the kill: %v", left)
+	}
 
-	// Re-run on a new worker.
+	// Re-run on a new worker, which sweeps what the dead one left.
 	release()
 	srv.StartWorker(t, "--workers", "1")
+	for deadline := time.Now().Add(60 * time.Second); len(workFiles(t, srv)) != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new worker left the dead one's files: %v", workFiles(t, srv))
+		}
+	}
 	before := up.gets.Load()
 	srv.RunTask(t, http.MethodPost, rh+"sync/", map[string]any{})
 	if got, want := up.gets.Load()-before, int64(n-recorded); got != want {
@@ -151,6 +162,9 @@ func TestFileSyncKilledWorker(t *testing.T) {
 	}
 	if stored := storedArtifacts(t, srv); len(stored) != n {
 		t.Fatalf("%d artifact files stored after the re-run, want %d", len(stored), n)
+	}
+	if left := workFiles(t, srv); len(left) != 0 {
+		t.Fatalf("working files left after the re-run: %v", left)
 	}
 }
 
@@ -206,6 +220,28 @@ func storedArtifacts(t *testing.T, srv *harness.Server) []string {
 			return fmt.Errorf("%s holds other bytes", p)
 		}
 		out = append(out, name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// workFiles lists the regular files under the server's working directory
+// (<data-dir>/tmp), but for the lock files of the processes' own directories:
+// between tasks there should be none.
+func workFiles(t *testing.T, srv *harness.Server) []string {
+	t.Helper()
+	root := filepath.Join(srv.DataDir(), "tmp")
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if rel, _ := filepath.Rel(root, p); d.Type().IsRegular() && !(filepath.Dir(rel) == "." && strings.HasSuffix(rel, ".lock")) {
+			out = append(out, rel)
+		}
 		return nil
 	})
 	if err != nil {

@@ -179,6 +179,9 @@ func TestFilePluginSync(t *testing.T) {
 				t.Fatalf("failed sync left %v", r["latest_version_href"])
 			}
 		}
+		if left := workFiles(t, srv); len(left) != 0 {
+			t.Fatalf("failed syncs left working files: %v", left)
+		}
 	})
 
 	t.Run("concurrent syncs", func(t *testing.T) {

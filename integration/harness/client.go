@@ -42,14 +42,15 @@ type Client struct {
 }
 
 // NewClient returns a client of the server at base, failing t on transport
-// errors.
+// errors. It sends the harness's admin credentials (see As, Anonymous).
 func NewClient(t testing.TB, base string) *Client {
-	return &Client{
+	c := &Client{
 		Base:   strings.TrimSuffix(base, "/"),
 		HTTP:   &http.Client{Timeout: 60 * time.Second},
 		Header: http.Header{},
 		t:      t,
 	}
+	return c.As(AdminUsername, AdminPassword)
 }
 
 // URL resolves path: relative to the API root, absolute on the server, or

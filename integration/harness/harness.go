@@ -46,6 +46,7 @@ var (
 	repoRoot  string // directory of go.mod
 	binPath   string // the pulpo binary
 	pluginDir string // <name>.wasm of every bundled plugin
+	wasmCache string // compilation cache shared by servers on fresh data directories
 	buildErr  error  // why the above are missing
 
 	cleanupPipe io.Closer // stdin of the process that removes the build directory
@@ -117,6 +118,10 @@ func build() error {
 	if err := os.Mkdir(pluginDir, 0o755); err != nil {
 		return err
 	}
+	wasmCache = filepath.Join(dir, "warm", "cache")
+	if err := os.MkdirAll(wasmCache, 0o755); err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	var binErr, plugErr error
@@ -131,7 +136,20 @@ func build() error {
 	if binErr != nil {
 		return binErr
 	}
-	return plugErr
+	if plugErr != nil {
+		return plugErr
+	}
+	warmCache(dir)
+	return nil
+}
+
+// warmCache compiles the plugins into wasmCache once, with `pulpo plugins`,
+// before servers started in parallel would each compile them. A failure is
+// left to the servers to report: they load the same plugins.
+func warmCache(dir string) {
+	cmd := exec.Command(binPath, "plugins", "--data-dir", filepath.Join(dir, "warm"), "--plugin-dir", pluginDir)
+	cmd.Env = environment(nil)
+	cmd.Run() //nolint:errcheck // see above
 }
 
 // wasm is the environment of plugin builds.

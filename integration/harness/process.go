@@ -174,7 +174,7 @@ func environment(extra []string) []string {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "PULPO_LOG_LEVEL=debug")
+	env = append(env, "PULPO_LOG_LEVEL=debug", "PULPO_ADMIN_PASSWORD="+AdminPassword)
 	return append(env, extra...)
 }
 

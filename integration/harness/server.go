@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +72,13 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if s.dataDir == "" {
 		s.dataDir = t.TempDir()
+		// Fresh data directories share one wazero compilation cache (its
+		// files are written by rename, safe across processes): the plugins
+		// are compiled once per test binary instead of once per server,
+		// which takes tens of seconds on a busy 2-core machine.
+		if err := os.Symlink(wasmCache, filepath.Join(s.dataDir, "cache")); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
 	}
 	// A port found free may be taken before pulpo binds it: try a few.
 	for attempt := 1; ; attempt++ {
