@@ -171,7 +171,13 @@ func nextLink(header, current string) (string, error) {
 				if err != nil {
 					return "", fmt.Errorf("link header %q: %w", header, err)
 				}
-				return u.String(), nil
+				// Resolving is laxer than parsing ("//0::0" resolves to a host with a
+				// bad port), so the result must parse on its own to be fetched.
+				next := u.String()
+				if _, err := url.Parse(next); err != nil {
+					return "", fmt.Errorf("link header %q: %w", header, err)
+				}
+				return next, nil
 			}
 		}
 	}
