@@ -5,11 +5,21 @@ package sdk
 import (
 	"encoding/json"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/pulpo/pulpo/abi"
 	"github.com/pulpo/pulpo/sdk/internal/bridge"
 	"github.com/pulpo/pulpo/sdk/internal/kernel"
 )
+
+// guestGCPercent is the plugin's GOGC. WebAssembly memory never shrinks, so the guest
+// heap's high-water mark stays in the host for the instance's life, and the Go default of
+// 100 lets the heap reach twice its live size first. 25 took a 100k-unit file sync's
+// plugin memory from 22.5 to 15.2 MB and the host's peak RSS from 159 to 146 MiB at the
+// same units/s (the plugin's own CPU is a small part of a sync).
+const guestGCPercent = 25
+
+func init() { debug.SetGCPercent(guestGCPercent) }
 
 // The module's exports. Each reads the input through the kernel, runs the registered
 // handler and writes the output or the error; 0 is success, 1 failure (always with an
