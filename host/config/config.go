@@ -206,6 +206,13 @@ type Config struct {
 	AdminPassword     string
 	AdminPasswordFile string
 
+	// TokenAuth has the OCI registry under /v2/ demand bearer tokens from the token
+	// endpoint /token (Docker token authentication, signed with a key generated into
+	// DataDir/registry-token.key): anonymous clients may only pull public distributions.
+	// false serves the registry to anyone, private distributions and pushes included: an
+	// explicit operator choice for closed networks. Default: true. Key token_auth.
+	TokenAuth bool
+
 	// AuthCacheTTL is how long verified API credentials are remembered in
 	// memory, so bcrypt runs once per client and period rather than per
 	// request; 0 disables the cache. Default: 30s. Key auth_cache_ttl.
@@ -281,6 +288,7 @@ func defaults() Config {
 		LogFormat:            "text",
 		AdminUsername:        "admin",
 		AuthCacheTTL:         30 * time.Second,
+		TokenAuth:            true,
 		PluginMemoryPages:    4096,
 		PluginCallTimeout:    60 * time.Second,
 		PluginPoolSize:       4,
@@ -367,6 +375,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_password", redacted(c.AdminPassword)),
 		slog.String("admin_password_file", c.AdminPasswordFile),
 		slog.Duration("auth_cache_ttl", c.AuthCacheTTL),
+		slog.Bool("token_auth", c.TokenAuth),
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Uint64("plugin_memory_pages", uint64(c.PluginMemoryPages)),

@@ -68,6 +68,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:            "text",
 		AdminUsername:        "admin",
 		AuthCacheTTL:         30 * time.Second,
+		TokenAuth:            true,
 		PluginMemoryPages:    4096,
 		PluginCallTimeout:    time.Minute,
 		PluginPoolSize:       4,
@@ -205,6 +206,7 @@ func TestPrecedence(t *testing.T) {
 			"PULPO_S3_PATH_STYLE": "1", "PULPO_CONTENT_REDIRECT": "true", "PULPO_CONTENT_REDIRECT_TTL": "30s",
 			"PULPO_MEMORY_LIMIT": "0", "PULPO_ADMIN_USERNAME": "root", "PULPO_ADMIN_PASSWORD": "pw-from-env",
 			"PULPO_ADMIN_PASSWORD_FILE": "/pw", "PULPO_AUTH_CACHE_TTL": "0s",
+			"PULPO_TOKEN_AUTH": "false",
 		}, func(t *testing.T, c Config) {
 			want := Config{Listen: "0.0.0.0:80", DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
 				DatabaseMaxConns: 7, Workers: 9, WorkerTTL: 3 * time.Second, TaskPoll: 250 * time.Millisecond,

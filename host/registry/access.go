@@ -32,7 +32,7 @@ type AccessRequest struct {
 }
 
 // Access decides whether a request may act: nil allows, ErrUnauthorized asks for
-// credentials (401 and, once token auth exists, a WWW-Authenticate challenge), ErrDenied
+// credentials (401, with a WWW-Authenticate challenge when it is a *Challenge), ErrDenied
 // (possibly wrapped) refuses (403). It is where token authentication and RBAC plug in;
 // an implementation with authentication must refuse anonymous pulls of private
 // distributions.
@@ -46,9 +46,20 @@ var (
 	ErrDenied       = errors.New("access denied")
 )
 
+// Challenge is an ErrUnauthorized that tells the client where to get credentials: its
+// Header is sent as WWW-Authenticate with the 401.
+type Challenge struct {
+	Header string
+}
+
+func (c *Challenge) Error() string { return "authentication required" }
+
+// Unwrap makes a Challenge an ErrUnauthorized.
+func (c *Challenge) Unwrap() error { return ErrUnauthorized }
+
 // OpenAccess allows every request: the registry as Pulp serves it with token
-// authentication disabled and no authentication configured, which is what Pulpo offers
-// until users and tokens exist. Private distributions are served to anyone under it.
+// authentication disabled (token_auth false, an operator's choice; package token is the
+// default). Private distributions are served to anyone under it.
 type OpenAccess struct{}
 
 // Allow allows.

@@ -287,6 +287,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 		writeError(w, r, ae)
 	case errors.Is(err, ErrUnauthorized):
+		if ch := (*Challenge)(nil); errors.As(err, &ch) {
+			w.Header().Set("WWW-Authenticate", ch.Header)
+		}
 		writeError(w, r, errorf(http.StatusUnauthorized, codeUnauthorized, "authentication required", nil))
 	case errors.Is(err, ErrDenied):
 		writeError(w, r, errorf(http.StatusForbidden, codeDenied, err.Error(), nil))

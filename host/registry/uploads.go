@@ -98,6 +98,9 @@ func (h *Handler) mount(w http.ResponseWriter, r *http.Request, name, digest, fr
 	if errors.As(err, &ae) && ae.Code == codeNameUnknown {
 		return false, nil
 	}
+	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrDenied) {
+		return false, nil // no pull on from: an ordinary upload, as the spec asks
+	}
 	if err != nil {
 		return false, err
 	}
