@@ -17,6 +17,7 @@ import (
 	"github.com/pulpo/pulpo/abi"
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/plugin"
+	"github.com/pulpo/pulpo/host/pluginhost"
 	"github.com/pulpo/pulpo/host/storage"
 )
 
@@ -171,20 +172,9 @@ func (h *host) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Content
 	if err != nil {
 		return nil, err
 	}
-	out := make([]abi.Content, len(found))
-	for i, c := range found {
-		out[i] = abi.Content{Type: c.PulpType, Fields: c.Fields}
-	}
-	return out, nil
+	return pluginhost.Contents(ctx, h.db, found)
 }
 
 func (h *host) StatArtifact(ctx context.Context, sha256 string) (int64, bool, error) {
-	a, err := h.db.ArtifactBySHA256(ctx, sha256)
-	if errors.Is(err, db.ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	return a.Size, true, nil
+	return pluginhost.StatArtifact(ctx, h.db, sha256)
 }

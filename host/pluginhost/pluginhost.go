@@ -54,11 +54,18 @@ func (h *Version) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Cont
 	if err != nil {
 		return nil, err
 	}
+	return Contents(ctx, h.DB, found)
+}
+
+// Contents turns units found for a content_lookup into the ABI's Content, with
+// their artifacts (spec 8.3). Every host answering lookups (tasks, live routes,
+// the registry's uploads) goes through it, so they answer alike.
+func Contents(ctx context.Context, d *db.DB, found []db.Content) ([]abi.Content, error) {
 	ids := make([]uuid.UUID, len(found))
 	for i, c := range found {
 		ids[i] = c.ID
 	}
-	arts, err := h.DB.UnitArtifacts(ctx, ids)
+	arts, err := d.UnitArtifacts(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +82,12 @@ func (h *Version) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Cont
 
 // StatArtifact tells whether an artifact is stored, and its size.
 func (h *Version) StatArtifact(ctx context.Context, sha256 string) (int64, bool, error) {
-	a, err := h.DB.ArtifactBySHA256(ctx, sha256)
+	return StatArtifact(ctx, h.DB, sha256)
+}
+
+// StatArtifact answers artifact_stat: whether an artifact is stored, and its size.
+func StatArtifact(ctx context.Context, d *db.DB, sha256 string) (int64, bool, error) {
+	a, err := d.ArtifactBySHA256(ctx, sha256)
 	if errors.Is(err, db.ErrNotFound) {
 		return 0, false, nil
 	}

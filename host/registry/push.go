@@ -18,6 +18,7 @@ import (
 	"github.com/pulpo/pulpo/abi"
 	"github.com/pulpo/pulpo/host/coretask"
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/pluginhost"
 	"github.com/pulpo/pulpo/host/tasks"
 )
 
@@ -400,20 +401,9 @@ func (s *scopeHost) Lookup(ctx context.Context, req abi.LookupRequest) ([]abi.Co
 	if err != nil {
 		return nil, err
 	}
-	out := make([]abi.Content, len(found))
-	for i, c := range found {
-		out[i] = abi.Content{Type: c.PulpType, Fields: c.Fields}
-	}
-	return out, nil
+	return pluginhost.Contents(ctx, s.db, found)
 }
 
 func (s *scopeHost) StatArtifact(ctx context.Context, sha256 string) (int64, bool, error) {
-	a, err := s.db.ArtifactBySHA256(ctx, sha256)
-	if errors.Is(err, db.ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	return a.Size, true, nil
+	return pluginhost.StatArtifact(ctx, s.db, sha256)
 }
