@@ -149,16 +149,11 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if isDigest(rt.ref) && rt.ref != digest {
 		return errorf(http.StatusBadRequest, codeDigestInvalid, "the manifest's digest is "+digest, map[string]string{"digest": rt.ref})
 	}
-	repo, err := h.pushRepo(r, rt.name, ActionPush, true)
+	s, err := h.pushScope(r, rt.name, ActionPush, true)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	latest, err := h.d.DB.LatestVersion(ctx, repo)
-	if err != nil {
-		return err
-	}
-	s := db.RegistryScope{Repository: repo, Number: latest.Number, Pending: true}
+	ctx, repo := r.Context(), s.Repository
 	dc, err := h.d.Plugin.ContentFromUpload(ctx, abi.UploadRequest{Type: h.roles.ManifestType, MediaType: r.Header.Get("Content-Type"), Digest: digest},
 		body, sha, &scopeHost{db: h.d.DB, scope: s, naturalKeys: h.naturalKeys})
 	var ae *abi.Error
@@ -282,16 +277,11 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt rout
 	if e := checkRef(rt.ref); e != nil {
 		return e
 	}
-	repo, err := h.pushRepo(r, rt.name, ActionDelete, false)
+	s, err := h.pushScope(r, rt.name, ActionDelete, false)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	latest, err := h.d.DB.LatestVersion(ctx, repo)
-	if err != nil {
-		return err
-	}
-	s := db.RegistryScope{Repository: repo, Number: latest.Number, Pending: true}
+	ctx, repo := r.Context(), s.Repository
 	unknown := errorf(http.StatusNotFound, codeManifestUnknown, "manifest unknown", map[string]string{"name": rt.name, "reference": rt.ref})
 	var remove []uuid.UUID
 	if isDigest(rt.ref) {
@@ -335,20 +325,16 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	if e := checkDigest(rt.ref); e != nil {
 		return e
 	}
-	repo, err := h.pushRepo(r, rt.name, ActionDelete, false)
+	s, err := h.pushScope(r, rt.name, ActionDelete, false)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	latest, err := h.d.DB.LatestVersion(ctx, repo)
-	if err != nil {
-		return err
-	}
+	ctx, repo := r.Context(), s.Repository
 	key, err := h.digestKey(h.roles.BlobType, rt.ref)
 	if err != nil {
 		return err
 	}
-	u, err := h.d.DB.RegistryUnitByKey(ctx, db.RegistryScope{Repository: repo, Number: latest.Number, Pending: true}, h.roles.BlobType, key)
+	u, err := h.d.DB.RegistryUnitByKey(ctx, s, h.roles.BlobType, key)
 	if errors.Is(err, db.ErrNotFound) {
 		return errorf(http.StatusNotFound, codeBlobUnknown, "blob unknown to registry", map[string]string{"digest": rt.ref})
 	}
@@ -361,6 +347,21 @@ func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) e
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// pushScope finds the push repository behind name (making it when create is set and the
+// action allows) and returns its latest version together with what was pushed to it but
+// is in no version yet: where pushes and deletes look units up.
+func (h *Handler) pushScope(r *http.Request, name string, action Action, create bool) (db.RegistryScope, error) {
+	repo, err := h.pushRepo(r, name, action, create)
+	if err != nil {
+		return db.RegistryScope{}, err
+	}
+	latest, err := h.d.DB.LatestVersion(r.Context(), repo)
+	if err != nil {
+		return db.RegistryScope{}, err
+	}
+	return db.RegistryScope{Repository: repo, Number: latest.Number, Pending: true}, nil
 }
 
 // scopeHost answers a plugin's lookups during content_from_upload: in the repository's
