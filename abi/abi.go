@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// The version of the ABI described by this package and by spec/v1.md.
+// The version of the ABI described by this package and by spec/v1.md. A host at this
+// version runs plugins built for 1.0 to 1.VersionMinor (Version.Supports).
 const (
 	VersionMajor = 1
-	VersionMinor = 0
+	VersionMinor = 1
 )
 
 // Module names (WebAssembly import namespaces) a plugin may import from.
@@ -54,6 +55,7 @@ const (
 	HostContentEmit   = "content_emit"   // (i64 req) -> i64 resp: EmitRequest -> EmitResponse
 	HostContentLookup = "content_lookup" // (i64 req) -> i64 resp: LookupRequest -> LookupResponse
 	HostArtifactStat  = "artifact_stat"  // (i64 req) -> i64 resp: ArtifactStatRequest -> ArtifactStatResponse
+	HostArtifactRead  = "artifact_read"  // (i64 req) -> i64 resp: ArtifactReadRequest -> ArtifactReadResponse (since 1.1)
 	HostProgress      = "progress"       // (i64 req) -> i64 resp: ProgressReport -> 0 or ErrorResponse
 	HostLog           = "log"            // (i64 req) -> (): LogRecord
 	HostLogEnabled    = "log_enabled"    // (i32 level) -> i32: 1 if a record at level would be kept
@@ -71,6 +73,10 @@ const (
 	MaxLookupKeys = 10_000
 	// MaxLogBytes caps one log message; longer messages are truncated by the host.
 	MaxLogBytes = 64 << 10
+	// MaxArtifactReadBytes caps the bytes one artifact_read returns (4 MiB, 5.6 MB as
+	// base64): enough for any image config, small against MaxMessageBytes. Artifact
+	// bytes in bulk never pass through a plugin.
+	MaxArtifactReadBytes = 4 << 20
 )
 
 // Guest paths of the per-call mounts.
@@ -106,7 +112,7 @@ func Current() Version { return Version{Major: VersionMajor, Minor: VersionMinor
 // String returns "major.minor".
 func (v Version) String() string { return strconv.Itoa(v.Major) + "." + strconv.Itoa(v.Minor) }
 
-// Marker returns the name of the marker export for v, e.g. "pulpo_abi_version_1_0".
+// Marker returns the name of the marker export for v, e.g. "pulpo_abi_version_1_1".
 func (v Version) Marker() string {
 	return MarkerPrefix + strconv.Itoa(v.Major) + "_" + strconv.Itoa(v.Minor)
 }
@@ -147,4 +153,19 @@ func parseParts(s, maj, min string) (Version, error) {
 		return Version{}, fmt.Errorf("abi version %q: want non-negative decimal numbers", s)
 	}
 	return Version{Major: a, Minor: b}, nil
+}
+
+// Since returns the minor version of major 1 that added a callable export or a host
+// function of HostNamespace, and false for a name the ABI does not define. A plugin may
+// use only what its marker's version defines (spec 3.1).
+func Since(name string) (minor int, ok bool) {
+	switch name {
+	case ExportContentFromUpload, HostArtifactRead:
+		return 1, true
+	case ExportDescribe, ExportSyncFirstStage, ExportPublish, ExportHandleRoute,
+		HostFetch, HostContentEmit, HostContentLookup, HostArtifactStat, HostProgress,
+		HostLog, HostLogEnabled, HostCancelled:
+		return 0, true
+	}
+	return 0, false
 }

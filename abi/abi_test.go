@@ -12,7 +12,7 @@ import (
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	cur := abi.Current()
-	if cur.String() != "1.0" || cur.Marker() != "pulpo_abi_version_1_0" {
+	if cur.String() != "1.1" || cur.Marker() != "pulpo_abi_version_1_1" {
 		t.Fatalf("Current() = %v, marker %s", cur, cur.Marker())
 	}
 	tests := []struct {
@@ -186,6 +186,20 @@ func TestSignatures(t *testing.T) {
 	}
 	if !abi.ExportSignature().Equal(abi.Signature{Results: []abi.ValueType{abi.I32}}) {
 		t.Error("export signature")
+	}
+	// Every host function has the minor that added it: wasmcheck refuses an import newer
+	// than the plugin's marker.
+	for name := range hf {
+		since, ok := abi.Since(name)
+		if !ok || since > abi.VersionMinor || (name == abi.HostArtifactRead) != (since == 1) {
+			t.Errorf("Since(%s) = %d, %v", name, since, ok)
+		}
+	}
+	if since, ok := abi.Since(abi.ExportContentFromUpload); !ok || since != 1 {
+		t.Errorf("Since(content_from_upload) = %d, %v", since, ok)
+	}
+	if _, ok := abi.Since("nope"); ok {
+		t.Error("Since(nope) is defined")
 	}
 	if len(abi.KernelFunctions()) != 32 {
 		t.Errorf("kernel functions: %d", len(abi.KernelFunctions()))

@@ -11,11 +11,13 @@
 // return an i32 (0 = success). Input and output travel through the Extism kernel
 // ("extism:host/env"): the host writes the export's JSON input, the guest writes its JSON
 // output. A plugin states the ABI version it was built for with a marker export
-// ([Version.Marker], e.g. "pulpo_abi_version_1_0") and calls host functions in the
+// ([Version.Marker], e.g. "pulpo_abi_version_1_1") and calls host functions in the
 // [HostNamespace] module ("pulpo:host/v1"): fetch, content_emit, content_lookup,
-// artifact_stat, progress, log, log_enabled and cancelled.
+// artifact_stat, artifact_read (since 1.1), progress, log, log_enabled and cancelled.
 //
-// Plugins decide, the host moves bytes: no artifact byte ever crosses the ABI. Upstream
+// Plugins decide, the host moves bytes: no artifact's bytes in bulk cross the ABI
+// (artifact_read returns at most [MaxArtifactReadBytes], for small artifacts such as an
+// image config). Upstream
 // metadata reaches a plugin as files on a read-only WASI mount ([InDir]); a plugin emits
 // declarative content ([DeclarativeContent]) in batches and the host downloads, hashes and
 // stores the artifacts it names.

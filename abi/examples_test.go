@@ -4,7 +4,7 @@ import "github.com/pulpo/pulpo/abi"
 
 // describeFile is what a pulp_file equivalent declares.
 var describeFile = abi.Describe{
-	ABIVersion:  "1.0",
+	ABIVersion:  "1.1",
 	Name:        "file",
 	Version:     "0.1.0",
 	Description: "Files listed in a PULP_MANIFEST, served as a directory tree",
@@ -47,7 +47,7 @@ var describeFile = abi.Describe{
 // describeContainer is what a pulp_container equivalent declares: exactly what
 // plugins/container's describe returns (its tests compare the two).
 var describeContainer = abi.Describe{
-	ABIVersion:  "1.0",
+	ABIVersion:  "1.1",
 	Name:        "container",
 	Version:     "0.1.0",
 	Description: "Container images, manifest lists, OCI indexes and OCI artifacts from OCI registries",

@@ -22,7 +22,7 @@ var goldens = map[string]any{
 	"error.json": abi.Error{Code: abi.CodeNotFound, Message: "route /v2/missing/tags/list: no such repository"},
 	"error_response.json": abi.ErrorResponse{Error: &abi.Error{
 		Code: abi.CodeUpstream, Message: "fetch https://example.org/repo/PULP_MANIFEST: connection refused"}},
-	"describe_request.json":   abi.DescribeRequest{Host: abi.HostInfo{Name: "pulpo", Version: "0.1.0", ABIVersion: "1.0"}},
+	"describe_request.json":   abi.DescribeRequest{Host: abi.HostInfo{Name: "pulpo", Version: "0.1.0", ABIVersion: "1.1"}},
 	"describe_file.json":      describeFile,
 	"describe_container.json": describeContainer,
 	"sync_request.json": abi.SyncRequest{
@@ -75,6 +75,8 @@ var goldens = map[string]any{
 	"lookup_response.json":        abi.LookupResponse{Content: []abi.Content{{Type: "container.manifest", Fields: raw(`{"digest":"sha256:7b3ccabffc97de872a30dfd234fd972a66d247c8cfc69b0550f276481852627c","media_type":"application/vnd.oci.image.manifest.v1+json","schema_version":2}`)}}},
 	"artifact_stat_request.json":  abi.ArtifactStatRequest{SHA256: "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c"},
 	"artifact_stat_response.json": abi.ArtifactStatResponse{Exists: true, Size: 734003200},
+	"artifact_read_request.json":  abi.ArtifactReadRequest{SHA256: "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c", Length: abi.MaxArtifactReadBytes},
+	"artifact_read_response.json": abi.ArtifactReadResponse{Data: []byte(`{"architecture":"amd64","os":"linux","config":{"Labels":{"org.opencontainers.image.version":"1.36"}}}`), Size: 101},
 	"progress.json":               abi.ProgressReport{Code: "sync.parsing.metadata", Message: "Parsing Metadata Lines", State: abi.StateRunning, Done: 250, Total: 1000},
 	"log.json":                    abi.LogRecord{Level: "info", Message: "manifest parsed", Attrs: map[string]any{"entries": 1000.0, "url": "https://example.org/repo/PULP_MANIFEST"}},
 	"publish_request.json": abi.PublishRequest{

@@ -135,6 +135,28 @@ type ArtifactStatResponse struct {
 	ErrorResponse
 }
 
+// ArtifactReadRequest is the request of artifact_read (since 1.1): a bounded read of a
+// stored artifact's bytes.
+type ArtifactReadRequest struct {
+	// SHA256 names the artifact, lowercase hex.
+	SHA256 string `json:"sha256"`
+	// Offset is where the read starts; at most the artifact's size.
+	Offset int64 `json:"offset,omitempty"`
+	// Length is the most bytes wanted, at most MaxArtifactReadBytes; 0 reads up to
+	// MaxArtifactReadBytes.
+	Length int64 `json:"length,omitempty"`
+}
+
+// ArtifactReadResponse is the response of artifact_read.
+type ArtifactReadResponse struct {
+	// Data holds the bytes read (base64 in JSON): fewer than asked only at the end of the
+	// artifact.
+	Data []byte `json:"data"`
+	// Size is the artifact's whole size, so a plugin knows what remains after Data.
+	Size int64 `json:"size"`
+	ErrorResponse
+}
+
 // Progress states.
 const (
 	StateRunning   = "running"

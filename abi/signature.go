@@ -78,6 +78,7 @@ func HostFunctions() map[string]Signature {
 		HostContentEmit:   sig(i64, I64),
 		HostContentLookup: sig(i64, I64),
 		HostArtifactStat:  sig(i64, I64),
+		HostArtifactRead:  sig(i64, I64),
 		HostProgress:      sig(i64, I64),
 		HostLog:           sig(i64),
 		HostLogEnabled:    sig(i32, I32),

@@ -120,9 +120,17 @@ func Check(m *Module, host abi.Version) (Result, error) {
 	}
 	res.Version = mine[0]
 
+	// The plugin is the version its marker names (spec 3.1): an export a later minor
+	// added means nothing to a host of that version, so none calls it, and a host
+	// function a later minor added could not be linked by one, so it is refused.
+	newer := func(name string) bool {
+		since, _ := abi.Since(name)
+		return since > res.Version.Minor
+	}
 	for _, name := range []string{abi.ExportDescribe, abi.ExportSyncFirstStage, abi.ExportPublish, abi.ExportHandleRoute, abi.ExportContentFromUpload} {
 		e, ok := m.Export(name)
 		switch {
+		case ok && newer(name):
 		case !ok && name == abi.ExportDescribe:
 			errs = append(errs, fmt.Errorf("missing required export %s", name))
 		case !ok:
@@ -157,6 +165,12 @@ func Check(m *Module, host abi.Version) (Result, error) {
 		case im.Module == abi.HostNamespace:
 			if want, ok = hostFns[im.Name]; !ok {
 				errs = append(errs, fmt.Errorf("imports %s: not a host function of ABI %s", at, host))
+				continue
+			}
+			if newer(im.Name) {
+				since, _ := abi.Since(im.Name)
+				errs = append(errs, fmt.Errorf("imports %s, added in ABI %d.%d, but the plugin is built for %s (its marker)",
+					at, res.Version.Major, since, res.Version))
 				continue
 			}
 		case im.Module == abi.KernelNamespace:

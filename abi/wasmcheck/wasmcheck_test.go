@@ -153,7 +153,7 @@ func TestCheck(t *testing.T) {
 		want   string
 	}{
 		{"no marker", func(m *module) { m.exports = m.exports[1:] }, abi.Current(), "no ABI version marker"},
-		{"other major", func(m *module) { m.exports[0].Name = "pulpo_abi_version_2_0" }, abi.Current(), "built for ABI 2.0, host provides 1.0"},
+		{"other major", func(m *module) { m.exports[0].Name = "pulpo_abi_version_2_0" }, abi.Current(), "built for ABI 2.0, host provides 1.1"},
 		{"newer minor", func(m *module) { m.exports[0].Name = "pulpo_abi_version_1_3" }, abi.Version{Major: 1, Minor: 2}, "needs ABI 1.3, host provides 1.2"},
 		{"two markers", func(m *module) {
 			m.exports = append(m.exports, wasmcheck.Export{Name: "pulpo_abi_version_1_1", Sig: marker})
@@ -165,6 +165,9 @@ func TestCheck(t *testing.T) {
 		{"host function type", func(m *module) { m.imports[1].Sig = kAlloc; m.imports[1].Sig.Results = nil }, abi.Current(), "want (i64) -> (i64)"},
 		{"v2 namespace", func(m *module) { m.imports[1].Module = "pulpo:host/v2" }, abi.Current(), "another ABI major"},
 		{"unknown module", func(m *module) { m.imports[1].Module = "env" }, abi.Current(), `unknown module "env"`},
+		{"host function of a later minor", func(m *module) {
+			m.imports = append(m.imports, wasmcheck.Import{Module: abi.HostNamespace, Name: abi.HostArtifactRead, Sig: fetch})
+		}, abi.Current(), "imports pulpo:host/v1.artifact_read, added in ABI 1.1, but the plugin is built for 1.0"},
 		{"extism user", func(m *module) { m.imports[0].Name = "http_get" }, abi.Current(), "not an Extism kernel function"},
 		{"memory import", func(m *module) { m.memory = true }, abi.Current(), "imports memory env.memory"},
 		{"command module", func(m *module) {
@@ -210,4 +213,29 @@ func FuzzParse(f *testing.F) {
 			_, _ = wasmcheck.Check(m, abi.Current())
 		}
 	})
+}
+
+// TestCheckMinorVersions: a host runs the plugins of every earlier minor, each as the
+// version its marker names: a 1.0 module's content_from_upload is not offered (1.1 added
+// it), a 1.1 module's is, and a 1.1 module may import artifact_read.
+func TestCheckMinorVersions(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		marker     string
+		wantUpload bool
+	}{{"pulpo_abi_version_1_0", false}, {"pulpo_abi_version_1_1", true}} {
+		m := good()
+		m.exports = append([]wasmcheck.Export{{Name: tt.marker, Sig: marker}}, m.exports[1:]...)
+		m.exports = append(m.exports, wasmcheck.Export{Name: abi.ExportContentFromUpload, Sig: export})
+		if tt.wantUpload {
+			m.imports = append(m.imports, wasmcheck.Import{Module: abi.HostNamespace, Name: abi.HostArtifactRead, Sig: fetch})
+		}
+		res, err := wasmcheck.ParseAndCheck(m.bytes(), abi.Version{Major: 1, Minor: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.marker, err)
+		}
+		if res.Has(abi.ExportContentFromUpload) != tt.wantUpload || !res.Has(abi.ExportDescribe) {
+			t.Errorf("%s: exports %v", tt.marker, res.Exports)
+		}
+	}
 }
