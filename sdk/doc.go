@@ -37,6 +37,10 @@
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o file.wasm ./plugins/file
 //
+// The module is marked for the ABI version of package abi (abi.Current, 1.1): it runs on
+// hosts of that version and later minors, and may use what 1.1 added (Upload, and
+// ReadArtifact: a bounded read of a stored artifact such as an image config).
+//
 // # Testing
 //
 // The same plugin code runs natively under go test: package sdk/sdktest drives the

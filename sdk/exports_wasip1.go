@@ -28,7 +28,7 @@ func init() { debug.SetGCPercent(guestGCPercent) }
 // abiMarker names the ABI version this SDK implements (abi.Current().Marker(); a test keeps
 // the two in step). The host never calls it.
 //
-//go:wasmexport pulpo_abi_version_1_0
+//go:wasmexport pulpo_abi_version_1_1
 func abiMarker() {}
 
 //go:wasmexport describe

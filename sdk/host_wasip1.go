@@ -26,6 +26,9 @@ func hostContentLookup(req uint64) uint64
 //go:wasmimport pulpo:host/v1 artifact_stat
 func hostArtifactStat(req uint64) uint64
 
+//go:wasmimport pulpo:host/v1 artifact_read
+func hostArtifactRead(req uint64) uint64
+
 //go:wasmimport pulpo:host/v1 progress
 func hostProgress(req uint64) uint64
 
@@ -93,6 +96,12 @@ func (*wasmHost) Lookup(req abi.LookupRequest) ([]abi.Content, error) {
 func (*wasmHost) ArtifactStat(req abi.ArtifactStatRequest) (abi.ArtifactStatResponse, error) {
 	var resp abi.ArtifactStatResponse
 	err := call(abi.HostArtifactStat, hostArtifactStat, req, &resp, func() error { return resp.Err() })
+	return resp, err
+}
+
+func (*wasmHost) ArtifactRead(req abi.ArtifactReadRequest) (abi.ArtifactReadResponse, error) {
+	var resp abi.ArtifactReadResponse
+	err := call(abi.HostArtifactRead, hostArtifactRead, req, &resp, func() error { return resp.Err() })
 	return resp, err
 }
 

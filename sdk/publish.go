@@ -126,6 +126,11 @@ func (p *Publish) Lookup(ctx context.Context, typeName, scope string, keys ...an
 	return lookup(ctx, p.host, p.cancel, typeName, scope, keys)
 }
 
+// ReadArtifact reads part of a stored artifact (see Sync.ReadArtifact).
+func (p *Publish) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	return readArtifact(ctx, p.host, p.cancel, sha256, offset, length)
+}
+
 func (p *Publish) finish() error {
 	if p.artifacts == nil {
 		return nil

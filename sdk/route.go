@@ -41,6 +41,11 @@ func (r *Request) ArtifactExists(ctx context.Context, sha256 string) (bool, int6
 	return artifactExists(ctx, r.host, r.cancel, sha256)
 }
 
+// ReadArtifact reads part of a stored artifact (see Sync.ReadArtifact).
+func (r *Request) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	return readArtifact(ctx, r.host, r.cancel, sha256, offset, length)
+}
+
 // JSON returns a response with v marshalled as an application/json body.
 func JSON(status int, v any) (abi.RouteResponse, error) {
 	b, err := json.Marshal(v)

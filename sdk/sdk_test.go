@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -128,6 +129,15 @@ func routeDemo(ctx context.Context, r *sdk.Request) (abi.RouteResponse, error) {
 		panic("boom")
 	case "/demo/missing":
 		return abi.RouteResponse{}, sdk.Errorf(abi.CodeNotFound, "nothing at %s", r.Path)
+	case "/demo/read":
+		q, _ := url.ParseQuery(r.Query)
+		off, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
+		n, _ := strconv.ParseInt(q.Get("length"), 10, 64)
+		data, size, err := r.ReadArtifact(ctx, q.Get("sha256"), off, n)
+		if err != nil {
+			return abi.RouteResponse{}, err
+		}
+		return sdk.JSON(200, map[string]any{"data": string(data), "size": size})
 	case "/demo/lookup":
 		found, err := r.Lookup(ctx, "demo.tag", abi.ScopeAll, map[string]string{"name": "latest"})
 		if err != nil {
@@ -342,6 +352,38 @@ func TestImports(t *testing.T) {
 			if p != "github.com/pulpo/pulpo/abi" && !strings.HasPrefix(p, "github.com/pulpo/pulpo/sdk") {
 				t.Errorf("GOOS=%s: sdk depends on %s", goos, p)
 			}
+		}
+	}
+}
+
+// ReadArtifact goes through artifact_read with the host's rules: bounded, not_found for
+// bytes the host does not store.
+func TestReadArtifact(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t)
+	sha := h.StoreBlob([]byte("0123456789"))
+	read := func(query string) (string, error) {
+		resp, err := h.Route(abi.RouteRequest{Method: "GET", Path: "/demo/read", Query: query})
+		return string(resp.Body), err
+	}
+	for _, tt := range []struct{ query, want, code string }{
+		{"sha256=" + sha, `{"data":"0123456789","size":10}`, ""},
+		{"sha256=" + sha + "&offset=3&length=4", `{"data":"3456","size":10}`, ""},
+		{"sha256=" + sha + "&offset=8&length=4", `{"data":"89","size":10}`, ""},
+		{"sha256=" + sha + "&offset=11", "", abi.CodeInvalidInput},
+		{"sha256=" + sha + "&length=" + strconv.Itoa(abi.MaxArtifactReadBytes+1), "", abi.CodeLimitExceeded},
+		{"sha256=" + strings.Repeat("0", 64), "", abi.CodeNotFound},
+		{"sha256=XYZ", "", abi.CodeInvalidInput},
+	} {
+		got, err := read(tt.query)
+		if tt.code != "" {
+			if !errors.Is(err, abi.NewError(tt.code, "")) {
+				t.Errorf("%s: %v, want code %s", tt.query, err, tt.code)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %s, %v; want %s", tt.query, got, err, tt.want)
 		}
 	}
 }

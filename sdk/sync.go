@@ -287,6 +287,25 @@ func artifactExists(ctx context.Context, h bridge.Host, cancel context.CancelFun
 	return r.Exists, r.Size, nil
 }
 
+// ReadArtifact reads at most length bytes (0: up to abi.MaxArtifactReadBytes, which is
+// also the most one call returns) of the stored artifact with this sha256 from offset,
+// and returns them with the artifact's whole size: artifact_read, ABI 1.1. An artifact
+// the host stores no bytes of (on-demand content) is an error of code not_found.
+func (s *Sync) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	return readArtifact(ctx, s.host, s.cancel, sha256, offset, length)
+}
+
+func readArtifact(ctx context.Context, h bridge.Host, cancel context.CancelFunc, sha256 string, offset, length int64) ([]byte, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	r, err := h.ArtifactRead(abi.ArtifactReadRequest{SHA256: sha256, Offset: offset, Length: length})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read artifact %s: %w", sha256, noteCancel(err, cancel))
+	}
+	return r.Data, r.Size, nil
+}
+
 // Progress reports progress; reports with the same code update each other.
 func (s *Sync) Progress(ctx context.Context, r abi.ProgressReport) error {
 	return progress(ctx, s.host, s.cancel, r)

@@ -15,10 +15,30 @@ import (
 type Upload struct {
 	abi.UploadRequest
 	Log *slog.Logger
+
+	host   bridge.Host
+	cancel context.CancelFunc
 }
 
 // ReadAll returns the uploaded bytes.
 func (u *Upload) ReadAll() ([]byte, error) { return os.ReadFile(u.Path) }
+
+// Lookup finds units by natural key (see Sync.Lookup); scope version is what the
+// upload's target (a registry repository) holds.
+func (u *Upload) Lookup(ctx context.Context, typeName, scope string, keys ...any) ([]abi.Content, error) {
+	return lookup(ctx, u.host, u.cancel, typeName, scope, keys)
+}
+
+// ArtifactExists asks whether the host stores the artifact with this sha256.
+func (u *Upload) ArtifactExists(ctx context.Context, sha256 string) (bool, int64, error) {
+	return artifactExists(ctx, u.host, u.cancel, sha256)
+}
+
+// ReadArtifact reads part of a stored artifact (see Sync.ReadArtifact): a pushed
+// manifest's config blob, pushed before the manifest.
+func (u *Upload) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	return readArtifact(ctx, u.host, u.cancel, sha256, offset, length)
+}
 
 func handleUpload(h bridge.Host, input []byte) ([]byte, error) {
 	// Decoded first: every export a module has answers malformed input alike (the
@@ -35,7 +55,7 @@ func handleUpload(h bridge.Host, input []byte) ([]byte, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	u := &Upload{UploadRequest: req, Log: newLogger(h)}
+	u := &Upload{UploadRequest: req, Log: newLogger(h), host: h, cancel: cancel}
 	var resp abi.UploadResponse
 	err := guard(func() error {
 		unit, err := registered.FromUpload(ctx, u)

@@ -33,6 +33,8 @@ type callState struct {
 	lookup   Lookuper
 	stat     ArtifactStatter
 	progress ProgressReporter
+	// read serves artifact_read: Options.Artifacts in every call but describe.
+	read ArtifactReader
 
 	// budget counts the guest's own CPU time against CallTimeout; nil outside calls
 	// (instance initialisation), where nothing is paused.

@@ -177,10 +177,27 @@ func TestHostCallValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Close()
-	want := `{"artifact_stat":"invalid_input","fetch_name":"invalid_input","fetch_url":"invalid_input",` +
+	// artifact_read is unavailable: these Options have no Artifacts.
+	want := `{"artifact_read":"unavailable","artifact_stat":"invalid_input","fetch_name":"invalid_input","fetch_url":"invalid_input",` +
 		`"lookup_scope":"invalid_input","lookup_type":"invalid_input","progress":"invalid_input"}`
 	if string(res.Details) != want {
 		t.Fatalf("details:\n got %s\nwant %s", res.Details, want)
+	}
+}
+
+// TestArtifactRead: artifact_read (ABI 1.1) serves slices of Options.Artifacts.
+func TestArtifactRead(t *testing.T) {
+	t.Parallel()
+	host := plugintest.NewHost()
+	host.Blobs[strings.Repeat("cd", 32)] = []byte("0123456789")
+	p := testPlugin(t, plugin.Options{Artifacts: host})
+	res, err := p.SyncFirstStage(t.Context(), syncReq("readart", 0), plugintest.NewHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	if got, want := string(res.Details), `{"data":"23456","missing":"not_found","size":10,"too_long":"limit_exceeded"}`; got != want {
+		t.Fatalf("details:\n got %s\nwant %s", got, want)
 	}
 }
 

@@ -37,6 +37,11 @@ func TestCPlugin(t *testing.T) {
 	if d := p.Describe(); len(d.ContentTypes) != 1 || d.ContentTypes[0].Name != "cfile.line" {
 		t.Fatalf("describe: %+v", d)
 	}
+	// The C plugin is built for ABI 1.0: a 1.1 host runs it unchanged (minor versions are
+	// backward compatible).
+	if v := p.ABIVersion(); v != (abi.Version{Major: 1, Minor: 0}) || abi.Current().Minor < 1 {
+		t.Fatalf("C plugin ABI %v on a host at %v; this test wants a 1.0 plugin on a later host", v, abi.Current())
+	}
 	host := plugintest.NewHost()
 	var listing []byte
 	for i := range 250 {

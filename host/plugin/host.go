@@ -44,6 +44,16 @@ type ArtifactStatter interface {
 	StatArtifact(ctx context.Context, sha256 string) (size int64, ok bool, err error)
 }
 
+// ArtifactReader reads stored artifacts for artifact_read: the host's artifact store, the
+// same for every call, so it is set once in Options.Artifacts.
+type ArtifactReader interface {
+	// ReadArtifact returns at most length bytes of the artifact with this sha256 from
+	// offset (0 <= offset <= size, checked by the callee) and the artifact's size. An
+	// artifact whose bytes are not stored (on-demand content) is an *abi.Error of code
+	// not_found.
+	ReadArtifact(ctx context.Context, sha256 string, offset, length int64) (data []byte, size int64, err error)
+}
+
 // ProgressReporter records progress reports of the task running the call.
 type ProgressReporter interface {
 	Progress(ctx context.Context, r abi.ProgressReport) error

@@ -38,6 +38,7 @@ func (p *Plugin) instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	def(abi.HostContentEmit, p.jsonFunc(abi.HostContentEmit, p.hostEmit))
 	def(abi.HostContentLookup, p.jsonFunc(abi.HostContentLookup, p.hostLookup))
 	def(abi.HostArtifactStat, p.jsonFunc(abi.HostArtifactStat, p.hostArtifactStat))
+	def(abi.HostArtifactRead, p.jsonFunc(abi.HostArtifactRead, p.hostArtifactRead))
 	def(abi.HostProgress, p.jsonFunc(abi.HostProgress, p.hostProgress))
 	def(abi.HostLog, func(ctx context.Context, stack []uint64) {
 		k := kernelFrom(ctx)
@@ -307,6 +308,52 @@ func (p *Plugin) hostArtifactStat(cs *callState, b []byte) (any, error) {
 		return nil, fmt.Errorf("artifact_stat: %w", err)
 	}
 	return abi.ArtifactStatResponse{Exists: ok, Size: size}, nil
+}
+
+// hostArtifactRead answers artifact_read: at most MaxArtifactReadBytes of a stored
+// artifact, so a plugin reads small artifacts (an image config) without a fetch while
+// bulk bytes still never cross into it.
+func (p *Plugin) hostArtifactRead(cs *callState, b []byte) (any, error) {
+	if cs.read == nil {
+		return nil, unavailable(abi.HostArtifactRead)
+	}
+	var req abi.ArtifactReadRequest
+	if err := decode(abi.HostArtifactRead, b, &req); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(req.SHA256) != 64 || strings.ToLower(req.SHA256) != req.SHA256 || !isHex(req.SHA256):
+		return nil, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("artifact_read: sha256 %q is not lowercase hex", req.SHA256))
+	case req.Offset < 0:
+		return nil, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("artifact_read: offset %d is negative", req.Offset))
+	case req.Length < 0:
+		return nil, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("artifact_read: length %d is negative", req.Length))
+	case req.Length > abi.MaxArtifactReadBytes:
+		return nil, abi.NewError(abi.CodeLimitExceeded, fmt.Sprintf("artifact_read: length %d exceeds %d", req.Length, abi.MaxArtifactReadBytes))
+	}
+	if req.Length == 0 {
+		req.Length = abi.MaxArtifactReadBytes
+	}
+	data, size, err := cs.read.ReadArtifact(cs.hostCtx, req.SHA256, req.Offset, req.Length)
+	if err != nil {
+		return nil, fmt.Errorf("artifact_read: %w", err)
+	}
+	if int64(len(data)) > req.Length {
+		return nil, fmt.Errorf("artifact_read: the store returned %d bytes for %d", len(data), req.Length)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return abi.ArtifactReadResponse{Data: data, Size: size}, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Plugin) hostProgress(cs *callState, b []byte) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,14 @@ func TestLoadRejects(t *testing.T) {
 		want  []string
 	}{
 		{"future ABI", func(t *testing.T, opts *plugin.Options) []string { return []string{"badabi"} },
-			[]string{"badabi.wasm", "built for ABI 2.0, host provides 1.0"}},
+			[]string{"badabi.wasm", "built for ABI 2.0, host provides 1.1"}},
+		{"newer minor", func(t *testing.T, opts *plugin.Options) []string {
+			dir := t.TempDir()
+			next := abi.Version{Major: abi.VersionMajor, Minor: abi.VersionMinor + 1}
+			writeFile(t, filepath.Join(dir, "next.wasm"), string(markerOnly(next.Marker())))
+			opts.Dirs = []string{dir}
+			return nil
+		}, []string{"next.wasm", fmt.Sprintf("needs ABI %d.%d, host provides %s", abi.VersionMajor, abi.VersionMinor+1, abi.Current())}},
 		{"missing describe", func(t *testing.T, opts *plugin.Options) []string { return []string{"noexport"} },
 			[]string{"noexport.wasm", "missing required export describe"}},
 		{"invalid describe", func(t *testing.T, opts *plugin.Options) []string {
@@ -130,6 +138,18 @@ func TestClose(t *testing.T) {
 	if !errors.Is(err, plugin.ErrClosed) {
 		t.Fatalf("call after Close: %v", err)
 	}
+}
+
+// markerOnly is the smallest module exporting a marker function: a host must refuse it
+// by its marker alone, before compiling.
+func markerOnly(marker string) []byte {
+	exp := append(append([]byte{1, byte(len(marker))}, marker...), 0, 0) // one func export, index 0
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	b = append(b, 1, 4, 1, 0x60, 0, 0) // type section: () -> ()
+	b = append(b, 3, 2, 1, 0)          // function section: one function of type 0
+	b = append(b, 7, byte(len(exp)))
+	b = append(b, exp...)
+	return append(b, 10, 4, 1, 2, 0, 0x0b) // code section: an empty body
 }
 
 func link(t *testing.T, name, dir string) {

@@ -45,6 +45,10 @@ type Options struct {
 	// without ".wasm" ("file" for file.wasm); zero fields keep the registry-wide value.
 	PluginLimits map[string]Limits
 
+	// Artifacts answers artifact_read (ABI 1.1) in every call but describe; nil: the
+	// function answers unavailable.
+	Artifacts ArtifactReader
+
 	// Observer, when set, hears of every export call (describe at load too), e.g. to
 	// count them as metrics.
 	Observer CallObserver

@@ -96,7 +96,7 @@ func (p *Plugin) SyncFirstStage(ctx context.Context, req abi.SyncRequest, host S
 		return nil, fmt.Errorf("sync scratch dir: %w", err)
 	}
 	req.InDir = abi.InDir
-	cs := &callState{inDir: dir, sync: host, lookup: host, stat: host, progress: host}
+	cs := &callState{inDir: dir, sync: host, lookup: host, stat: host, progress: host, read: p.reg.opts.Artifacts}
 	var resp abi.SyncResponse
 	if err := p.callJSON(ctx, abi.ExportSyncFirstStage, req, &resp, cs); err != nil {
 		_ = os.RemoveAll(dir)
@@ -146,7 +146,7 @@ func (p *Plugin) Publish(ctx context.Context, req abi.PublishRequest, content it
 		return fail(fmt.Errorf("publish content listing: %w", err))
 	}
 	req.ContentPath, req.InDir, req.OutDir = abi.InDir+"/content.jsonl", abi.InDir, abi.OutDir
-	cs := &callState{inDir: in, outDir: out, lookup: host, stat: host, progress: host}
+	cs := &callState{inDir: in, outDir: out, lookup: host, stat: host, progress: host, read: p.reg.opts.Artifacts}
 	var resp abi.PublishResponse
 	if err := p.callJSON(ctx, abi.ExportPublish, req, &resp, cs); err != nil {
 		return fail(err)
@@ -211,7 +211,7 @@ func hostPath(guest, inDir, outDir string) (string, error) {
 
 // HandleRoute runs handle_route for one live API request.
 func (p *Plugin) HandleRoute(ctx context.Context, req abi.RouteRequest, host RouteHost) (abi.RouteResponse, error) {
-	cs := &callState{lookup: host, stat: host}
+	cs := &callState{lookup: host, stat: host, read: p.reg.opts.Artifacts}
 	var resp abi.RouteResponse
 	err := p.callJSON(ctx, abi.ExportHandleRoute, req, &resp, cs)
 	return resp, err

@@ -32,7 +32,7 @@ func (p *Plugin) ContentFromUpload(ctx context.Context, req abi.UploadRequest, b
 		return abi.DeclarativeContent{}, fmt.Errorf("upload scratch file: %w", err)
 	}
 	req.Path, req.SHA256, req.Size = abi.InDir+"/upload", sha256, int64(len(body))
-	cs := &callState{inDir: dir, lookup: host, stat: host}
+	cs := &callState{inDir: dir, lookup: host, stat: host, read: p.reg.opts.Artifacts}
 	var resp abi.UploadResponse
 	if err := p.callJSON(ctx, abi.ExportContentFromUpload, req, &resp, cs); err != nil {
 		return abi.DeclarativeContent{}, err

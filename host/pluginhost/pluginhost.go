@@ -1,18 +1,21 @@
 // Package pluginhost answers the host functions a plugin may call about one
 // repository version while a task runs: content lookups, artifact stats and
 // progress reports. The sync pipeline and the publish task both use it.
+// Artifacts answers artifact_read for every call of every plugin.
 package pluginhost
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/google/uuid"
 
 	"github.com/pulpo/pulpo/abi"
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/storage"
 	"github.com/pulpo/pulpo/host/tasks"
 )
 
@@ -95,6 +98,48 @@ func StatArtifact(ctx context.Context, d *db.DB, sha256 string) (int64, bool, er
 		return 0, false, err
 	}
 	return a.Size, true, nil
+}
+
+// Artifacts answers artifact_read from the artifact store; it implements
+// plugin.ArtifactReader.
+type Artifacts struct {
+	DB      *db.DB
+	Storage storage.Driver
+}
+
+// ReadArtifact returns at most length bytes of a stored artifact from offset, and the
+// artifact's size. An artifact the host has no bytes of (on-demand content not fetched
+// yet) is not_found; an offset past the end is invalid_input.
+func (a Artifacts) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	art, err := a.DB.ArtifactBySHA256(ctx, sha256)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, 0, abi.NewError(abi.CodeNotFound, "artifact "+sha256+" is not stored")
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := a.Storage.Open(ctx, art.File)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The row without its bytes is a damaged store (repair finds it); for the
+		// plugin it is the same as bytes never fetched.
+		return nil, 0, abi.NewError(abi.CodeNotFound, "artifact "+sha256+" has no bytes in storage")
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	size := r.Size()
+	if offset > size {
+		return nil, size, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("offset %d is past the end of artifact %s (%d bytes)", offset, sha256, size))
+	}
+	if _, err := r.Seek(offset, io.SeekStart); err != nil {
+		return nil, size, fmt.Errorf("artifact %s: %w", sha256, err)
+	}
+	buf := make([]byte, min(length, size-offset))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, size, fmt.Errorf("artifact %s: %w", sha256, err)
+	}
+	return buf, size, nil
 }
 
 // Progress records a plugin's progress report on the task, one report per code.

@@ -12,8 +12,9 @@ import (
 	"github.com/pulpo/pulpo/host/plugin"
 )
 
-// loadPlugins compiles and checks every plugin of the configured folders.
-func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs plugin.CallObserver) (*plugin.Registry, error) {
+// loadPlugins compiles and checks every plugin of the configured folders. arts answers
+// the plugins' artifact_read calls (nil where no call runs, as in ListPlugins).
+func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs plugin.CallObserver, arts plugin.ArtifactReader) (*plugin.Registry, error) {
 	for _, dir := range []string{cfg.WorkDir(), cfg.CacheDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("plugins: %w", err)
@@ -22,6 +23,7 @@ func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs p
 	reg, err := plugin.Load(ctx, plugin.Options{
 		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log,
 		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize, Observer: obs,
+		Artifacts: arts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
@@ -31,7 +33,7 @@ func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs p
 
 // ListPlugins prints the loaded plugins, their versions and types.
 func ListPlugins(ctx context.Context, cfg config.Config, w io.Writer, log *slog.Logger) error {
-	reg, err := loadPlugins(ctx, cfg, log, nil)
+	reg, err := loadPlugins(ctx, cfg, log, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/download"
 	"github.com/pulpo/pulpo/host/pgcluster"
+	"github.com/pulpo/pulpo/host/pluginhost"
 	"github.com/pulpo/pulpo/host/stages"
 	"github.com/pulpo/pulpo/host/tasks"
 )
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	store := opened.driver
 	m := newMetrics(d) // before the plugins load, so their describe calls count
 	arts := &artifact.Store{DB: d, Storage: store, TempDir: ownWork.WorkDir(), Checksums: cfg.AllowedChecksums}
-	plugins, err := loadPlugins(ctx, ownWork, log, m)
+	plugins, err := loadPlugins(ctx, ownWork, log, m, pluginhost.Artifacts{DB: d, Storage: store})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ type Host struct {
 	Content []abi.Content
 	// Artifacts maps sha256 to size for artifact_stat.
 	Artifacts map[string]int64
+	// Blobs maps sha256 to the stored bytes artifact_read serves (add them with
+	// StoreBlob); an artifact not here is not_found, as on-demand content is.
+	Blobs map[string][]byte
 	// Cancel makes cancelled() answer 1 and every other host function fail with code
 	// cancelled.
 	Cancel bool
@@ -80,7 +83,7 @@ func New(t testing.TB) *Host {
 	}
 	root := t.TempDir()
 	h := &Host{
-		Upstream: map[string]Response{}, Artifacts: map[string]int64{}, LogLevel: abi.LevelDebug,
+		Upstream: map[string]Response{}, Artifacts: map[string]int64{}, Blobs: map[string][]byte{}, LogLevel: abi.LevelDebug,
 		t: t, inDir: filepath.Join(root, "in"), outDir: filepath.Join(root, "out"),
 	}
 	return h
@@ -88,6 +91,16 @@ func New(t testing.TB) *Host {
 
 // Serve makes fetch answer url with 200 and body.
 func (h *Host) Serve(url string, body []byte) { h.Upstream[url] = Response{Body: body} }
+
+// StoreBlob stores body as an artifact (for artifact_read and artifact_stat) and returns
+// its sha256.
+func (h *Host) StoreBlob(body []byte) string {
+	sum := sha256.Sum256(body)
+	sha := hex.EncodeToString(sum[:])
+	h.Blobs[sha] = body
+	h.Artifacts[sha] = int64(len(body))
+	return sha
+}
 
 // InDir returns the directory standing in for the read-only mount.
 func (h *Host) InDir() string { return h.inDir }
@@ -357,6 +370,38 @@ func (f fake) ArtifactStat(req abi.ArtifactStatRequest) (abi.ArtifactStatRespons
 	}
 	size, ok := f.h.Artifacts[req.SHA256]
 	return abi.ArtifactStatResponse{Exists: ok, Size: size}, nil
+}
+
+// ArtifactRead checks the request as the host does and serves Blobs.
+func (f fake) ArtifactRead(in abi.ArtifactReadRequest) (abi.ArtifactReadResponse, error) {
+	h := f.h
+	var req abi.ArtifactReadRequest
+	wire(h.t, in, &req)
+	if h.Cancel {
+		return abi.ArtifactReadResponse{}, errCancelled
+	}
+	switch {
+	case len(req.SHA256) != 64 || strings.Trim(req.SHA256, "0123456789abcdef") != "":
+		return abi.ArtifactReadResponse{}, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("sha256 %q is not lowercase hex", req.SHA256))
+	case req.Offset < 0 || req.Length < 0:
+		return abi.ArtifactReadResponse{}, abi.NewError(abi.CodeInvalidInput, "negative offset or length")
+	case req.Length > abi.MaxArtifactReadBytes:
+		return abi.ArtifactReadResponse{}, abi.NewError(abi.CodeLimitExceeded, fmt.Sprintf("length %d exceeds %d", req.Length, abi.MaxArtifactReadBytes))
+	}
+	body, ok := h.Blobs[req.SHA256]
+	if !ok {
+		return abi.ArtifactReadResponse{}, abi.NewError(abi.CodeNotFound, "artifact "+req.SHA256+" is not stored")
+	}
+	size := int64(len(body))
+	if req.Offset > size {
+		return abi.ArtifactReadResponse{}, abi.NewError(abi.CodeInvalidInput, fmt.Sprintf("offset %d is past the end (%d bytes)", req.Offset, size))
+	}
+	if req.Length == 0 {
+		req.Length = abi.MaxArtifactReadBytes
+	}
+	var out abi.ArtifactReadResponse
+	wire(h.t, abi.ArtifactReadResponse{Data: body[req.Offset:min(size, req.Offset+req.Length)], Size: size}, &out)
+	return out, nil
 }
 
 func (f fake) Progress(r abi.ProgressReport) error {

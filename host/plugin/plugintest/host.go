@@ -32,6 +32,8 @@ type Host struct {
 	Content []abi.Content
 	// Artifacts maps sha256 to size for StatArtifact.
 	Artifacts map[string]int64
+	// Blobs maps sha256 to the bytes ReadArtifact serves; others are not_found.
+	Blobs map[string][]byte
 	// CountOnly makes Emit count units without keeping them (benchmarks).
 	CountOnly bool
 	// EmitErr, when set, is returned by Emit.
@@ -49,11 +51,13 @@ var (
 	_ plugin.SyncHost    = (*Host)(nil)
 	_ plugin.PublishHost = (*Host)(nil)
 	_ plugin.RouteHost   = (*Host)(nil)
+	// Host also reads artifacts: set it as plugin.Options.Artifacts.
+	_ plugin.ArtifactReader = (*Host)(nil)
 )
 
 // NewHost returns an empty Host.
 func NewHost() *Host {
-	return &Host{Upstream: map[string]Response{}, Artifacts: map[string]int64{}}
+	return &Host{Upstream: map[string]Response{}, Artifacts: map[string]int64{}, Blobs: map[string][]byte{}}
 }
 
 // Serve makes url answer 200 with body.
@@ -153,6 +157,21 @@ func (h *Host) StatArtifact(ctx context.Context, sha256 string) (int64, bool, er
 	defer h.mu.Unlock()
 	size, ok := h.Artifacts[sha256]
 	return size, ok, nil
+}
+
+// ReadArtifact implements plugin.ArtifactReader from Blobs.
+func (h *Host) ReadArtifact(ctx context.Context, sha256 string, offset, length int64) ([]byte, int64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.Blobs[sha256]
+	if !ok {
+		return nil, 0, abi.NewError(abi.CodeNotFound, "artifact "+sha256+" is not stored")
+	}
+	size := int64(len(b))
+	if offset > size {
+		return nil, size, abi.NewError(abi.CodeInvalidInput, "offset past the end")
+	}
+	return bytes.Clone(b[offset:min(size, offset+length)]), size, nil
 }
 
 // Progress implements plugin.ProgressReporter.

@@ -13,6 +13,8 @@ type Host interface {
 	Emit(batch []abi.DeclarativeContent) error
 	Lookup(req abi.LookupRequest) ([]abi.Content, error)
 	ArtifactStat(req abi.ArtifactStatRequest) (abi.ArtifactStatResponse, error)
+	// ArtifactRead is artifact_read (ABI 1.1).
+	ArtifactRead(req abi.ArtifactReadRequest) (abi.ArtifactReadResponse, error)
 	Progress(r abi.ProgressReport) error
 	Log(r abi.LogRecord)
 	LogEnabled(level int32) bool
