@@ -664,3 +664,34 @@ func TestCancelled(t *testing.T) {
 		t.Fatalf("err = %v", ae)
 	}
 }
+
+// A synced manifest keeps its subject, as a pushed one does, so that the registry lists
+// synced signatures and SBOMs as referrers; a subject digest the plugin cannot handle is
+// dropped with a warning, and the manifest still syncs.
+func TestSyncSubject(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t, "team/signed")
+	img, _, _ := u.image("v1", 1, nil)
+	empty := u.blob("application/vnd.oci.empty.v1+json", []byte("{}"))
+	sig := u.blob("application/vnd.example.signature.v1", []byte("signature"))
+	subject := func(d string) map[string]any {
+		return map[string]any{"schemaVersion": 2, "mediaType": mediaOCIManifest, "artifactType": "application/vnd.example.signature.v1",
+			"config": empty, "layers": []Descriptor{sig}, "subject": Descriptor{MediaType: mediaOCIManifest, Digest: d, Size: 100}}
+	}
+	art := u.manifest("sig", mediaOCIManifest, marshal(t, subject(img)))
+	bad := u.manifest("bad", mediaOCIManifest, marshal(t, subject("md5:abc")))
+	u.serveTags(0, false)
+	if _, err := u.sync(abi.PolicyImmediate, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := check(t, u.h)
+	if _, m := e.manifest(t, art); m.Subject != img || m.ArtifactType != "application/vnd.example.signature.v1" {
+		t.Errorf("artifact: subject %q, artifact_type %q; want %s", m.Subject, m.ArtifactType, img)
+	}
+	if _, m := e.manifest(t, img); m.Subject != "" {
+		t.Errorf("image: subject %q", m.Subject)
+	}
+	if _, m := e.manifest(t, bad); m.Subject != "" {
+		t.Errorf("bad subject kept: %q", m.Subject)
+	}
+}

@@ -214,6 +214,25 @@ type imageConfig struct {
 	} `json:"config"`
 }
 
+// setConfig fills in what an image config tells about its manifest, as a sync and a push
+// both do: labels, os and architecture.
+func (m *Manifest) setConfig(c *imageConfig) {
+	m.Labels = orEmpty(c.Config.Labels)
+	m.Architecture, m.OS = c.Architecture, c.OS
+}
+
+// subjectOf returns the digest of the manifest m refers to (OCI 1.1 subject), "" when it
+// has none, or an error for a subject digest this plugin cannot handle.
+func subjectOf(m *rawManifest) (string, error) {
+	if m.Subject == nil {
+		return "", nil
+	}
+	if err := checkDigest(m.Subject.Digest); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
+	}
+	return m.Subject.Digest, nil
+}
+
 // isImageConfig reports whether a config media type is an image's (whose labels, os and
 // architecture a sync reads).
 func isImageConfig(mt string) bool { return mt == mediaDockerConfig || mt == mediaOCIConfig }

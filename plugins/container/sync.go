@@ -362,6 +362,11 @@ func (sy *syncer) manifest(ctx context.Context, ref, want string, hint *Platform
 	unit := sdk.Unit{Artifacts: []abi.DeclarativeArtifact{art}}
 	m := Manifest{Digest: digest, SchemaVersion: pm.raw.SchemaVersion, MediaType: pm.mediaType,
 		Annotations: orEmpty(pm.raw.Annotations), Labels: map[string]string{}}
+	// The subject makes the manifest a referrer of another (signatures, SBOMs), as a push
+	// does. An upstream's unusable subject digest costs the link, not the manifest.
+	if m.Subject, err = subjectOf(&pm.raw); err != nil {
+		sy.s.Log.Warn("subject ignored", "manifest", digest, "reason", err.Error())
+	}
 	if pm.isIndex() {
 		if depth >= maxIndexDepth {
 			return "", sdk.Errorf(abi.CodeUpstream, "manifest %s: indexes nested more than %d deep", u, maxIndexDepth)
@@ -415,8 +420,7 @@ func (sy *syncer) image(ctx context.Context, pm *parsedManifest, m *Manifest, un
 		return err
 	}
 	if cfg != nil {
-		m.Labels = orEmpty(cfg.Config.Labels)
-		m.Architecture, m.OS = cfg.Architecture, cfg.OS
+		m.setConfig(cfg)
 	}
 	if hint != nil {
 		if m.Architecture == "" {

@@ -55,7 +55,7 @@ func init() {
 		RemoteTypes:      []abi.RemoteType{{Name: "testplug.remote"}},
 		PublicationTypes: []abi.PublicationType{{Name: "testplug.pub"}},
 		SyncOptions: []abi.Field{
-			{Name: "mode", Type: abi.TypeString, Enum: []string{"", "lines", "emit", "read", "trap", "loop", "bomb", "exit", "panic", "invalid", "lookup", "cancel", "badcalls", "badmeta"}},
+			{Name: "mode", Type: abi.TypeString, Enum: []string{"", "lines", "emit", "read", "trap", "loop", "bomb", "exit", "panic", "invalid", "lookup", "readart", "cancel", "badcalls", "badmeta"}},
 			{Name: "count", Type: abi.TypeInteger},
 		},
 		Sync:    syncStage,
@@ -109,6 +109,16 @@ func syncStage(ctx context.Context, s *sdk.Sync) error {
 			return err
 		}
 		return s.SetDetails(map[string]any{"found": len(found), "exists": exists, "size": size})
+	case "readart":
+		// artifact_read (ABI 1.1): a slice of artifact cd..cd, a missing one, a bad one.
+		data, size, err := s.ReadArtifact(ctx, strings.Repeat("cd", 32), 2, 5)
+		if err != nil {
+			return err
+		}
+		_, _, missing := s.ReadArtifact(ctx, strings.Repeat("ef", 32), 0, 0)
+		_, _, tooLong := s.ReadArtifact(ctx, strings.Repeat("cd", 32), 0, abi.MaxArtifactReadBytes+1)
+		return s.SetDetails(map[string]any{"data": string(data), "size": size,
+			"missing": errCode(missing), "too_long": errCode(tooLong)})
 	case "cancel":
 		for !s.Cancelled() {
 		}
@@ -177,18 +187,21 @@ func syncLines(ctx context.Context, s *sdk.Sync) error {
 	})
 }
 
+// errCode is the ABI error code of err, "ok" for nil.
+func errCode(err error) string {
+	var ae *abi.Error
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	if err == nil {
+		return "ok"
+	}
+	return "not an ABI error: " + err.Error()
+}
+
 // badCalls makes malformed host calls and reports the error code of each.
 func badCalls(ctx context.Context, s *sdk.Sync) error {
-	code := func(err error) string {
-		var ae *abi.Error
-		if errors.As(err, &ae) {
-			return ae.Code
-		}
-		if err == nil {
-			return "ok"
-		}
-		return "not an ABI error: " + err.Error()
-	}
+	code := errCode
 	codes := map[string]string{}
 	_, err := s.Fetch(ctx, "https://upstream.test/x", sdk.Name("../escape"))
 	codes["fetch_name"] = code(err)
@@ -200,6 +213,8 @@ func badCalls(ctx context.Context, s *sdk.Sync) error {
 	codes["lookup_scope"] = code(err)
 	_, _, err = s.ArtifactExists(ctx, "XYZ")
 	codes["artifact_stat"] = code(err)
+	_, _, err = s.ReadArtifact(ctx, "XYZ", 0, 0)
+	codes["artifact_read"] = code(err)
 	codes["progress"] = code(s.Progress(ctx, abi.ProgressReport{}))
 	return s.SetDetails(codes)
 }
