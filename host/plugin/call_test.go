@@ -437,9 +437,29 @@ func TestMaxCalls(t *testing.T) {
 	for range 7 {
 		mustRoute(t, p, "/test/empty")
 	}
-	// The describe call at load counts too: 8 calls retire two instances.
+	// With describe called at load (8 calls) or cached (7), two instances retire.
 	if s := p.Stats(); s.Discarded != 2 || s.Created != 3 {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// An instance idle longer than IdleTimeout is closed, giving its memory back; the next
+// call makes a new one.
+func TestIdleInstancesClosed(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{IdleTimeout: 200 * time.Millisecond})
+	mustRoute(t, p, "/test/empty")
+	created := p.Stats().Created
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Idle != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats after idling: %+v, want the idle instance closed", p.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustRoute(t, p, "/test/empty")
+	if s := p.Stats(); s.Created != created+1 || s.Idle != 1 {
+		t.Fatalf("stats after the next call: %+v", s)
 	}
 }
 

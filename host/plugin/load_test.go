@@ -16,7 +16,10 @@ import (
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	reg := load(t, plugin.Options{}, "goplugin")
+	// A cache of its own: with the shared one, describe may be cached and the plugin
+	// not compiled at load.
+	cacheDir := t.TempDir()
+	reg := load(t, plugin.Options{CacheDir: cacheDir}, "goplugin")
 	ps := reg.Plugins()
 	if len(ps) != 1 {
 		t.Fatalf("%d plugins loaded", len(ps))
@@ -163,5 +166,64 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A second load with the same cache takes describe from it: nothing is compiled or
+// instantiated until the first call, which then works; a file replaced after such a load
+// is refused at that call rather than run unchecked.
+func TestLoadCachedDescribe(t *testing.T) {
+	t.Parallel()
+	cache, dir := t.TempDir(), t.TempDir()
+	src, err := os.ReadFile(filepath.Join(pluginDir(t, "goplugin"), "goplugin.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "goplugin.wasm"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := plugin.Options{Dirs: []string{dir}, CacheDir: cache, ScratchDir: t.TempDir(), Logger: testLogger(t)}
+	first, err := plugin.Load(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := first.Plugins()[0].Describe()
+	if err := first.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, replace := range []bool{false, true} {
+		reg, err := plugin.Load(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := reg.Plugins()[0]
+		if s := p.Stats(); s.Created != 0 {
+			t.Fatalf("stats after a cached load: %+v, want no instance", s)
+		}
+		if got := p.Describe(); got.Name != want.Name || len(got.ContentTypes) != len(want.ContentTypes) || len(got.Routes) != len(want.Routes) {
+			t.Fatalf("cached describe %+v, want %+v", got, want)
+		}
+		if replace {
+			// Same name and size, other bytes: the module no longer has the hash it was
+			// loaded with.
+			changed := append([]byte(nil), src...)
+			changed[len(changed)-1] ^= 0xff
+			if err := os.WriteFile(filepath.Join(dir, "goplugin.wasm"), changed, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = p.HandleRoute(t.Context(), abi.RouteRequest{Method: "GET", Path: "/test/empty"}, nil)
+		switch {
+		case !replace && err != nil:
+			t.Fatalf("first call after a cached load: %v", err)
+		case !replace && p.Stats().Created != 1:
+			t.Fatalf("stats after the first call: %+v", p.Stats())
+		case replace && (err == nil || !strings.Contains(err.Error(), "changed since it was loaded")):
+			t.Fatalf("call after the file changed: %v, want it refused", err)
+		}
+		if err := reg.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

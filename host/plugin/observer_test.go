@@ -28,7 +28,8 @@ func (r *recorder) PluginCall(name, export string, elapsed time.Duration, err er
 
 func TestObserverHearsEveryCall(t *testing.T) {
 	rec := &recorder{}
-	p := testPlugin(t, plugin.Options{Observer: rec})
+	// A cache of its own, so that describe is called at load rather than cached.
+	p := testPlugin(t, plugin.Options{Observer: rec, CacheDir: t.TempDir()})
 	if _, err := p.HandleRoute(t.Context(), abi.RouteRequest{Method: "GET", Path: "/test/empty"}, nil); err != nil {
 		t.Fatal(err)
 	}

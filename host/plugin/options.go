@@ -45,6 +45,11 @@ type Options struct {
 	// without ".wasm" ("file" for file.wasm); zero fields keep the registry-wide value.
 	PluginLimits map[string]Limits
 
+	// IdleTimeout closes an instance that waited this long in its pool, so the memory a
+	// guest grew to during a sync is given back (wasm memory never shrinks). Default 30 s;
+	// negative: never.
+	IdleTimeout time.Duration
+
 	// Artifacts answers artifact_read (ABI 1.1) in every call but describe; nil: the
 	// function answers unavailable.
 	Artifacts ArtifactReader
@@ -106,6 +111,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HostVersion == "" {
 		o.HostVersion = "dev"
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 30 * time.Second
 	}
 	l := Limits{
 		MemoryPages: o.MemoryPages, CallTimeout: o.CallTimeout, CancelGrace: o.CancelGrace,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
@@ -31,7 +32,10 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	pool     *pool
 	limits   Limits
-	log      *slog.Logger
+	// compileMu guards rt and compiled, set once by compile (at load, or at the first
+	// call of a plugin loaded from a cached describe).
+	compileMu sync.Mutex
+	log       *slog.Logger
 
 	instances atomic.Uint64 // numbers instance module names
 }
@@ -70,6 +74,8 @@ func (p *Plugin) close(ctx context.Context) error {
 	if p.pool != nil {
 		p.pool.close(ctx)
 	}
+	p.compileMu.Lock()
+	defer p.compileMu.Unlock()
 	if p.rt != nil {
 		return p.rt.Close(ctx) // closes the compiled module and every instance
 	}

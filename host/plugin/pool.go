@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ type instance struct {
 	out    *mountFS
 	stderr *headBuffer
 	calls  int
+	idled  time.Time // when it last went back to the pool
 }
 
 // fn returns the exported function name, cached (api.Function is per instance and not safe
@@ -83,13 +85,18 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 // put returns a healthy instance.
 func (p *pool) put(inst *instance) {
+	inst.idled = time.Now()
 	p.mu.Lock()
-	closed := p.closed
-	if !closed {
-		p.idle <- inst // never blocks: at most cap(sem) instances exist
+	keep := !p.closed
+	if keep {
+		select {
+		case p.idle <- inst:
+		default: // full: a get made a new instance while reap held the idle ones
+			keep = false
+		}
 	}
 	p.mu.Unlock()
-	if closed {
+	if !keep {
 		inst.close(context.Background())
 	}
 	<-p.sem
@@ -100,6 +107,34 @@ func (p *pool) discard(inst *instance) {
 	inst.close(context.Background())
 	p.discarded.Add(1)
 	<-p.sem
+}
+
+// reap closes the instances idle since before cutoff and returns how many. A get racing
+// with it may make a new instance meanwhile; an instance that then finds the pool full
+// is closed rather than blocking.
+func (p *pool) reap(ctx context.Context, cutoff time.Time) int {
+	var keep, old []*instance
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		inst := <-p.idle
+		if inst.idled.Before(cutoff) {
+			old = append(old, inst)
+		} else {
+			keep = append(keep, inst)
+		}
+	}
+	for _, inst := range keep {
+		select {
+		case p.idle <- inst:
+		default:
+			old = append(old, inst)
+		}
+	}
+	p.mu.Unlock()
+	for _, inst := range old {
+		inst.close(ctx)
+	}
+	return len(old)
 }
 
 // close closes the idle instances; instances in use are closed when they come back.
@@ -124,6 +159,9 @@ func (p *pool) close(ctx context.Context) {
 // CallTimeout bounds the initialisation.
 func (pl *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	ctx = context.WithoutCancel(ctx)
+	if err := pl.ensureCompiled(ctx); err != nil {
+		return nil, err
+	}
 	inst := &instance{
 		kernel: newKernel(kernelMax),
 		funcs:  map[string]api.Function{},

@@ -35,11 +35,14 @@ type Registry struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
+	stopReap chan struct{}
 }
 
 // Load compiles every *.wasm file in opts.Dirs, serially, and checks each one: its SHA-256
 // (when a sidecar or opts.Expected names one), its ABI marker, required exports and imports
 // (before compiling), then its describe (on a first instance, which stays in the pool).
+// A file whose describe this host version cached in opts.CacheDir is not compiled until
+// its first call.
 // The first failure aborts Load with a *LoadError naming the file and the reason; two
 // plugins with the same name are an error too.
 func Load(ctx context.Context, opts Options) (*Registry, error) {
@@ -77,7 +80,34 @@ func Load(ctx context.Context, opts Options) (*Registry, error) {
 		r.byName[p.Name()] = p
 		r.plugins = append(r.plugins, p)
 	}
+	if opts.IdleTimeout > 0 {
+		r.stopReap = make(chan struct{})
+		go r.reapIdle(r.stopReap)
+	}
 	return r, nil
+}
+
+// Uncached returns the plugin files of opts.Dirs that a Load with opts would compile at
+// once because opts.CacheDir holds no describe of them for this host version.
+func Uncached(opts Options) ([]string, error) {
+	opts = opts.withDefaults()
+	r := &Registry{opts: opts}
+	files, err := wasmFiles(opts.Dirs)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, path := range files {
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(wasm)
+		if _, ok := r.cachedDescribe(hex.EncodeToString(sum[:])); !ok {
+			out = append(out, path)
+		}
+	}
+	return out, nil
 }
 
 func wasmFiles(dirs []string) ([]string, error) {
@@ -123,6 +153,9 @@ func (r *Registry) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	if r.stopReap != nil {
+		close(r.stopReap)
+	}
 	done := make(chan struct{})
 	go func() { r.inflight.Wait(); close(done) }()
 	select {
@@ -172,13 +205,19 @@ func (r *Registry) load(ctx context.Context, path string) (*Plugin, error) {
 	p := &Plugin{reg: r, path: path, sha256: digest, exports: check,
 		limits: r.opts.limitsFor(strings.TrimSuffix(filepath.Base(path), ".wasm"))}
 	p.log = r.log.With("plugin_file", filepath.Base(path))
-	// One runtime per plugin: its memory limit and host modules are the plugin's own; the
-	// compilation cache is shared. CloseOnContextDone lets a deadline stop a guest loop.
-	p.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(r.cache).
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(p.limits.MemoryPages))
-	if err := p.setup(ctx, wasm); err != nil {
+	p.pool = newPool(p.limits.PoolSize, p.newInstance)
+
+	// A plugin described before (same file, same host) is compiled when first called: a
+	// process that never calls it pays neither its compiled code nor its instances.
+	if d, ok := r.cachedDescribe(digest); ok {
+		if err := p.accept(d, check); err == nil {
+			p.log = r.log.With("plugin", p.Name(), "plugin_version", p.Version())
+			p.log.InfoContext(ctx, "plugin loaded", "path", path, "sha256", digest, "abi_version", check.Version.String(),
+				"compile", "on first call", "load_ms", time.Since(start).Milliseconds())
+			return p, nil
+		}
+	}
+	if err := p.compile(ctx, wasm); err != nil {
 		_ = p.close(ctx)
 		return nil, err
 	}
@@ -188,30 +227,152 @@ func (r *Registry) load(ctx context.Context, path string) (*Plugin, error) {
 		_ = p.close(ctx)
 		return nil, err
 	}
+	r.storeDescribe(ctx, digest, p.desc)
 	p.log = r.log.With("plugin", p.Name(), "plugin_version", p.Version())
 	p.log.InfoContext(ctx, "plugin loaded", "path", path, "sha256", digest, "abi_version", check.Version.String(),
 		"compile_ms", compiled.Milliseconds(), "load_ms", time.Since(start).Milliseconds())
 	return p, nil
 }
 
-// setup instantiates WASI and the two host modules in the plugin's runtime, compiles the
-// plugin and makes its pool.
-func (p *Plugin) setup(ctx context.Context, wasm []byte) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
-		return fmt.Errorf("wasi: %w", err)
+// ensureCompiled compiles a plugin whose load used a cached describe, once. The file is
+// read again and must still have the hash it had at load.
+func (p *Plugin) ensureCompiled(ctx context.Context) error {
+	p.compileMu.Lock()
+	defer p.compileMu.Unlock()
+	if p.compiled != nil {
+		return nil
 	}
-	if err := p.instantiateKernel(ctx, p.rt); err != nil {
-		return fmt.Errorf("extism kernel: %w", err)
-	}
-	if err := p.instantiateHost(ctx, p.rt); err != nil {
-		return fmt.Errorf("host functions: %w", err)
-	}
-	var err error
-	if p.compiled, err = p.rt.CompileModule(ctx, wasm); err != nil {
+	start := time.Now()
+	wasm, err := os.ReadFile(p.path)
+	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	p.pool = newPool(p.limits.PoolSize, p.newInstance)
+	if sum := sha256.Sum256(wasm); hex.EncodeToString(sum[:]) != p.sha256 {
+		return fmt.Errorf("compile: %s changed since it was loaded; restart to load the new file", filepath.Base(p.path))
+	}
+	if err := p.compile(ctx, wasm); err != nil {
+		return err
+	}
+	p.log.InfoContext(ctx, "plugin compiled", "compile_ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// compile makes the plugin's runtime, instantiates WASI and the two host modules in it,
+// and compiles the plugin. On failure the runtime is closed and the plugin stays
+// uncompiled.
+func (p *Plugin) compile(ctx context.Context, wasm []byte) error {
+	// One runtime per plugin: its memory limit and host modules are the plugin's own; the
+	// compilation cache is shared. CloseOnContextDone lets a deadline stop a guest loop.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(p.reg.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(p.limits.MemoryPages))
+	compiled, err := p.setup(ctx, rt, wasm)
+	if err != nil {
+		_ = rt.Close(ctx)
+		return err
+	}
+	p.rt, p.compiled = rt, compiled
+	return nil
+}
+
+func (p *Plugin) setup(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, fmt.Errorf("wasi: %w", err)
+	}
+	if err := p.instantiateKernel(ctx, rt); err != nil {
+		return nil, fmt.Errorf("extism kernel: %w", err)
+	}
+	if err := p.instantiateHost(ctx, rt); err != nil {
+		return nil, fmt.Errorf("host functions: %w", err)
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	return compiled, nil
+}
+
+// describeCache is what the describe cache keeps of a plugin file: its describe, valid
+// for the host version and ABI that asked.
+type describeCache struct {
+	HostVersion string       `json:"host_version"`
+	HostABI     string       `json:"host_abi"`
+	Describe    abi.Describe `json:"describe"`
+}
+
+func (r *Registry) describePath(digest string) string {
+	return filepath.Join(r.opts.CacheDir, "describe-"+digest+".json")
+}
+
+// cachedDescribe returns the describe stored for the plugin file with this hash, if the
+// same host version and ABI stored it. Without a CacheDir nothing is cached.
+func (r *Registry) cachedDescribe(digest string) (abi.Describe, bool) {
+	if r.opts.CacheDir == "" {
+		return abi.Describe{}, false
+	}
+	b, err := os.ReadFile(r.describePath(digest))
+	if err != nil {
+		return abi.Describe{}, false
+	}
+	var c describeCache
+	if json.Unmarshal(b, &c) != nil || c.HostVersion != r.opts.HostVersion || c.HostABI != abi.Current().String() {
+		return abi.Describe{}, false
+	}
+	return c.Describe, true
+}
+
+// storeDescribe keeps a plugin's describe for the next load; failing to is only logged,
+// as the next load then calls describe again.
+func (r *Registry) storeDescribe(ctx context.Context, digest string, d abi.Describe) {
+	if r.opts.CacheDir == "" {
+		return
+	}
+	err := func() error {
+		b, err := json.Marshal(describeCache{HostVersion: r.opts.HostVersion, HostABI: abi.Current().String(), Describe: d})
+		if err != nil {
+			return err
+		}
+		// Processes sharing the cache may store the same describe at once: each
+		// writes its own file and renames it into place.
+		f, err := os.CreateTemp(r.opts.CacheDir, "describe-*.tmp")
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), r.describePath(digest))
+		}
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+		return err
+	}()
+	if err != nil {
+		r.log.WarnContext(ctx, "could not cache a plugin's describe", "err", err)
+	}
+}
+
+// reapIdle closes instances idle longer than IdleTimeout until stop is closed.
+func (r *Registry) reapIdle(stop <-chan struct{}) {
+	every := max(r.opts.IdleTimeout/2, 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			for _, p := range r.plugins {
+				if n := p.pool.reap(context.Background(), now.Add(-r.opts.IdleTimeout)); n > 0 {
+					p.log.Debug("closed idle plugin instances", "count", n)
+				}
+			}
+		}
+	}
 }
 
 func (r *Registry) checkHash(path, digest string) error {
@@ -236,7 +397,7 @@ func (r *Registry) checkHash(path, digest string) error {
 }
 
 // describeSelf calls describe on the first instance (paying the guest's _initialize now) and
-// checks the answer: valid, same ABI version as the marker, exports it obliges present.
+// checks the answer with accept.
 func (p *Plugin) describeSelf(ctx context.Context, check wasmcheck.Result) error {
 	in, err := json.Marshal(abi.DescribeRequest{Host: abi.HostInfo{
 		Name: "pulpo", Version: p.reg.opts.HostVersion, ABIVersion: abi.Current().String()}})
@@ -251,6 +412,12 @@ func (p *Plugin) describeSelf(ctx context.Context, check wasmcheck.Result) error
 	if err := json.Unmarshal(out, &d); err != nil {
 		return fmt.Errorf("describe: output is not a Describe: %w", err)
 	}
+	return p.accept(d, check)
+}
+
+// accept checks a describe against the plugin's module and keeps it: valid, same ABI
+// version as the marker, exports it obliges present.
+func (p *Plugin) accept(d abi.Describe, check wasmcheck.Result) error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("describe is invalid: %w", err)
 	}
