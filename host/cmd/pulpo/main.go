@@ -46,6 +46,9 @@ func run() int {
 	defer stop()
 	switch cmd {
 	case config.Serve, config.Worker:
+		if exe, xerr := os.Executable(); xerr == nil {
+			server.CompilePluginsApart(ctx, cfg, exe, log)
+		}
 		err = server.Run(ctx, cfg, cmd, log)
 	case config.Migrate:
 		var closeDB func()
