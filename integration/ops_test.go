@@ -236,8 +236,8 @@ func TestMetrics(t *testing.T) {
 	if _, ok := before["pulpo_artifacts"]; !ok || before["pulpo_artifacts_scrape_ok"] != 1 {
 		t.Error("no artifact totals")
 	}
-	if sum(before, "pulpo_plugin_calls_total", "export", "describe") == 0 {
-		t.Error("the describe calls of plugin loading are not counted")
+	if before["pulpo_tasks_queue_scrape_ok"] != 1 {
+		t.Error("no task queue gauges")
 	}
 
 	rm := srv.JSON(t, http.MethodPost, "remotes/file/file/", map[string]any{"name": "met", "url": hs.URL + manifest, "policy": "immediate"}, http.StatusCreated)
@@ -283,6 +283,7 @@ func TestMetrics(t *testing.T) {
 		{"latency histogram", delta("pulpo_http_request_duration_seconds_count", "route", "/pulp/api/v3/remotes/file/file/", "method", "POST"), 1},
 		{"sync task", delta("pulpo_tasks_finished_total", "state", "completed"), 1},
 		{"task duration", delta("pulpo_tasks_duration_seconds_count", "state", "completed"), 1},
+		{"task wait", delta("pulpo_tasks_wait_seconds_count"), 1},
 		{"download bytes", delta("pulpo_download_bytes_total"), 4 * float64(len("met file 0\n"))},
 		{"plugin calls", delta("pulpo_plugin_calls_total", "plugin", "file"), 1},
 		{"plugin call durations", delta("pulpo_plugin_call_duration_seconds_count", "plugin", "file"), 1},

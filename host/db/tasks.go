@@ -438,3 +438,29 @@ func (d *DB) TaskExtrasFor(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 	}
 	return out, translate(rows.Err())
 }
+
+// TaskQueue counts the tasks waiting, running and canceling, and gives the
+// creation time of the oldest waiting one (zero when none waits). The
+// partial index on incomplete tasks keeps it cheap however many tasks ended.
+func (d *DB) TaskQueue(ctx context.Context) (counts map[string]int64, oldestWaiting time.Time, err error) {
+	rows, err := d.pool.Query(ctx, `SELECT state, count(*), min(created_at) FROM tasks
+		WHERE state IN ('waiting', 'running', 'canceling') GROUP BY state`)
+	if err != nil {
+		return nil, time.Time{}, translate(err)
+	}
+	defer rows.Close()
+	counts = map[string]int64{TaskWaiting: 0, TaskRunning: 0, TaskCanceling: 0}
+	for rows.Next() {
+		var state string
+		var n int64
+		var oldest time.Time
+		if err := rows.Scan(&state, &n, &oldest); err != nil {
+			return nil, time.Time{}, translate(err)
+		}
+		counts[state] = n
+		if state == TaskWaiting {
+			oldestWaiting = oldest
+		}
+	}
+	return counts, oldestWaiting, translate(rows.Err())
+}

@@ -447,3 +447,28 @@ func TestClaimTaskWithBacklog(t *testing.T) {
 		t.Logf("a claim with 3000 waiting tasks takes %v", per)
 	}
 }
+
+func TestTaskQueue(t *testing.T) {
+	t.Parallel()
+	d := newDB(t)
+	ctx := context.Background()
+	counts, oldest, err := d.TaskQueue(ctx)
+	if err != nil || counts[db.TaskWaiting] != 0 || counts[db.TaskRunning] != 0 || !oldest.IsZero() {
+		t.Fatalf("empty queue: %v %v %v", counts, oldest, err)
+	}
+	w := registerWorker(t, d, "w", time.Hour)
+	runningTask(t, d, w, db.NewTask{Name: "run"})
+	first := must[db.Task](t)(d.InsertTask(ctx, db.NewTask{Name: "wait"}))
+	must[db.Task](t)(d.InsertTask(ctx, db.NewTask{Name: "wait"}))
+	done := runningTask(t, d, w, db.NewTask{Name: "done"})
+	if _, err := d.FinishTask(ctx, done.ID, w.ID, db.TaskCompleted, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts, oldest, err = d.TaskQueue(ctx)
+	if err != nil || counts[db.TaskWaiting] != 2 || counts[db.TaskRunning] != 1 || counts[db.TaskCanceling] != 0 {
+		t.Fatalf("queue: %v %v", counts, err)
+	}
+	if !oldest.Equal(first.CreatedAt) {
+		t.Fatalf("oldest waiting created at %v, want %v", oldest, first.CreatedAt)
+	}
+}

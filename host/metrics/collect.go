@@ -109,3 +109,67 @@ func (c *artifactCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(artifactUp, prometheus.GaugeValue, up)
 }
+
+// TaskQueue reads the numbers of incomplete tasks by state and the creation
+// time of the oldest waiting task (zero when none waits).
+type TaskQueue func(ctx context.Context) (counts map[string]int64, oldestWaiting time.Time, err error)
+
+// WatchTaskQueue exports the task queue: tasks by state and the age of the
+// oldest waiting one, which tells when workers fall behind. Like the artifact
+// totals, a scrape reuses a reading younger than maxAge.
+func (m *Metrics) WatchTaskQueue(queue TaskQueue, maxAge time.Duration) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&queueCollector{queue: queue, maxAge: maxAge})
+}
+
+var (
+	queueTasks  = prometheus.NewDesc(Namespace+"_tasks_queue", "Incomplete tasks of every process, by state (waiting, running, canceling).", []string{"state"}, nil)
+	queueOldest = prometheus.NewDesc(Namespace+"_tasks_oldest_waiting_seconds", "Age of the oldest waiting task, 0 when none waits.", nil, nil)
+	queueUp     = prometheus.NewDesc(Namespace+"_tasks_queue_scrape_ok", "1 when the task queue could be read at the last attempt, else 0.", nil, nil)
+)
+
+type queueCollector struct {
+	queue  TaskQueue
+	maxAge time.Duration
+
+	mu     sync.Mutex
+	at     time.Time
+	counts map[string]int64
+	oldest time.Time
+	ok     bool
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueTasks
+	ch <- queueOldest
+	ch <- queueUp
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= c.maxAge {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		counts, oldest, err := c.queue(ctx)
+		cancel()
+		c.at, c.ok = time.Now(), err == nil
+		if err == nil {
+			c.counts, c.oldest = counts, oldest
+		}
+	}
+	up := 0.0
+	if c.ok {
+		up = 1
+		for state, n := range c.counts {
+			ch <- prometheus.MustNewConstMetric(queueTasks, prometheus.GaugeValue, float64(n), state)
+		}
+		age := 0.0
+		if !c.oldest.IsZero() {
+			age = max(time.Since(c.oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(queueOldest, prometheus.GaugeValue, age)
+	}
+	ch <- prometheus.MustNewConstMetric(queueUp, prometheus.GaugeValue, up)
+}

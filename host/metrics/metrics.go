@@ -35,6 +35,7 @@ type Metrics struct {
 
 	tasks        *prometheus.CounterVec
 	taskDuration *prometheus.HistogramVec
+	taskWait     *prometheus.HistogramVec
 
 	downloadBytes prometheus.Counter
 
@@ -64,6 +65,11 @@ func New() *Metrics {
 		Help:    "Run time of the tasks this process ran, by task name and final state.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10), // 10 ms .. ~44 min
 	}, []string{"name", "state"})
+	m.taskWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "tasks", Name: "wait_seconds",
+		Help:    "Time the tasks this process started waited in the queue, from dispatch to start, by task name.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 4, 10), // 5 ms .. ~22 min
+	}, []string{"name"})
 	m.downloadBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "download", Name: "bytes_total",
 		Help: "Bytes received from remotes (syncs, on-demand content, repairs), retried attempts included.",
@@ -81,7 +87,7 @@ func New() *Metrics {
 		Help:    "Duration of plugin calls, by plugin and export.",
 		Buckets: prometheus.ExponentialBuckets(0.00001, 4, 12), // 10 us .. ~42 s
 	}, []string{"plugin", "export"})
-	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.tasks, m.taskDuration, m.downloadBytes,
+	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.tasks, m.taskDuration, m.taskWait, m.downloadBytes,
 		m.pluginCalls, m.pluginErrors, m.pluginDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -125,6 +131,14 @@ type reqKey struct {
 type reqSeries struct {
 	count prometheus.Counter
 	time  prometheus.Observer
+}
+
+// TaskStarted records how long a task this process claimed waited.
+func (m *Metrics) TaskStarted(name string, waited time.Duration) {
+	if m == nil {
+		return
+	}
+	m.taskWait.WithLabelValues(name).Observe(max(waited, 0).Seconds())
 }
 
 // TaskFinished records a task that reached its final state.

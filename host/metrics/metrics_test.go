@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,55 @@ func TestArtifactTotalsAreCached(t *testing.T) {
 	if body := rec.Body.String(); !strings.Contains(body, "pulpo_artifacts_scrape_ok 0") || strings.Contains(body, "pulpo_artifacts 0") {
 		t.Fatalf("a failed read must show scrape_ok 0 and no totals:\n%s", body)
 	}
+}
+
+func TestTaskQueueAndWait(t *testing.T) {
+	m := New()
+	calls := 0
+	m.WatchTaskQueue(func(context.Context) (map[string]int64, time.Time, error) {
+		calls++
+		return map[string]int64{"waiting": 3, "running": 2, "canceling": 0}, time.Now().Add(-90 * time.Second), nil
+	}, time.Hour)
+	m.TaskStarted("file.sync", 1500*time.Millisecond)
+	m.TaskStarted("file.sync", -time.Second) // clocks of two hosts: never negative
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	out := scrape()
+	scrape()
+	if calls != 1 {
+		t.Fatalf("%d database reads for two scrapes within maxAge", calls)
+	}
+	for _, want := range []string{`pulpo_tasks_queue{state="waiting"} 3`, `pulpo_tasks_queue{state="running"} 2`,
+		`pulpo_tasks_queue{state="canceling"} 0`, "pulpo_tasks_queue_scrape_ok 1",
+		`pulpo_tasks_wait_seconds_count{name="file.sync"} 2`, `pulpo_tasks_wait_seconds_sum{name="file.sync"} 1.5`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, out)
+		}
+	}
+	var age float64
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "pulpo_tasks_oldest_waiting_seconds "); ok {
+			age, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if age < 89 || age > 200 {
+		t.Errorf("oldest waiting %v s, want about 90", age)
+	}
+
+	down := New()
+	down.WatchTaskQueue(func(context.Context) (map[string]int64, time.Time, error) {
+		return nil, time.Time{}, errors.New("down")
+	}, 0)
+	rec := httptest.NewRecorder()
+	down.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if body := rec.Body.String(); !strings.Contains(body, "pulpo_tasks_queue_scrape_ok 0") || strings.Contains(body, "pulpo_tasks_queue{") {
+		t.Fatalf("a failed read must show scrape_ok 0 and no counts:\n%s", body)
+	}
+	var none *Metrics
+	none.TaskStarted("x", time.Second)
 }
 
 func TestPoolStats(t *testing.T) {

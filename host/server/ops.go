@@ -32,6 +32,7 @@ func newMetrics(d *db.DB) *metrics.Metrics {
 			AcquireDuration: s.AcquireDuration()}
 	})
 	m.WatchArtifacts(d.ArtifactTotals, 10*time.Second)
+	m.WatchTaskQueue(d.TaskQueue, 2*time.Second)
 	return m
 }
 

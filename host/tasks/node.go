@@ -35,12 +35,14 @@ type Options struct {
 	// Versions are the component versions recorded with each app row.
 	Versions map[string]string
 	Logger   *slog.Logger
-	// Observer, when set, hears of every task this node ran to its end.
+	// Observer, when set, hears of every task this node started and ran to its end.
 	Observer Observer
 }
 
-// Observer records finished tasks, e.g. as metrics.
+// Observer records started and finished tasks, e.g. as metrics.
 type Observer interface {
+	// TaskStarted hears of a task this node claimed and how long it waited.
+	TaskStarted(name string, waited time.Duration)
 	TaskFinished(name, state string, elapsed time.Duration)
 }
 
@@ -318,6 +320,9 @@ func (n *Node) run(ctx context.Context, t db.Task, owner uuid.UUID) {
 	log := n.log.With("task", t.ID, "task_name", t.Name)
 	handle := &Task{ID: t.ID, Name: t.Name, Args: t.Args, db: n.db, logger: log}
 	start := time.Now()
+	if n.opts.Observer != nil && t.StartedAt != nil {
+		n.opts.Observer.TaskStarted(t.Name, t.StartedAt.Sub(t.CreatedAt))
+	}
 	err := call(tctx, n.reg.funcs[t.Name], handle)
 	if err == nil && tctx.Err() != nil {
 		err = context.Cause(tctx)
