@@ -64,7 +64,10 @@ func (m *Metrics) WatchArtifacts(totals ArtifactTotals, maxAge time.Duration) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&artifactCollector{totals: totals, maxAge: maxAge})
+	m.reg.MustRegister(&artifactCollector{totals: cached[[2]int64]{maxAge: maxAge, read: func(ctx context.Context) ([2]int64, error) {
+		count, bytes, err := totals(ctx)
+		return [2]int64{count, bytes}, err
+	}}})
 }
 
 var (
@@ -73,15 +76,7 @@ var (
 	artifactUp    = prometheus.NewDesc(Namespace+"_artifacts_scrape_ok", "1 when the artifact totals could be read at the last attempt, else 0.", nil, nil)
 )
 
-type artifactCollector struct {
-	totals ArtifactTotals
-	maxAge time.Duration
-
-	mu           sync.Mutex
-	at           time.Time
-	count, bytes int64
-	ok           bool
-}
+type artifactCollector struct{ totals cached[[2]int64] }
 
 func (c *artifactCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- artifactCount
@@ -90,24 +85,47 @@ func (c *artifactCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *artifactCollector) Collect(ch chan<- prometheus.Metric) {
+	t, ok := c.totals.get()
+	if ok {
+		ch <- prometheus.MustNewConstMetric(artifactCount, prometheus.GaugeValue, float64(t[0]))
+		ch <- prometheus.MustNewConstMetric(artifactBytes, prometheus.GaugeValue, float64(t[1]))
+	}
+	ch <- prometheus.MustNewConstMetric(artifactUp, prometheus.GaugeValue, up(ok))
+}
+
+// cached keeps a database reading for maxAge: frequent scrapes of many
+// processes then do not repeat the query. A failed reading is not kept.
+type cached[T any] struct {
+	read   func(ctx context.Context) (T, error)
+	maxAge time.Duration
+
+	mu  sync.Mutex
+	at  time.Time
+	val T
+	ok  bool
+}
+
+// get returns the last good reading and whether the last attempt worked.
+func (c *cached[T]) get() (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.at.IsZero() || time.Since(c.at) >= c.maxAge {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		count, bytes, err := c.totals(ctx)
+		v, err := c.read(ctx)
 		cancel()
 		c.at, c.ok = time.Now(), err == nil
 		if err == nil {
-			c.count, c.bytes = count, bytes
+			c.val = v
 		}
 	}
-	up := 0.0
-	if c.ok {
-		up = 1
-		ch <- prometheus.MustNewConstMetric(artifactCount, prometheus.GaugeValue, float64(c.count))
-		ch <- prometheus.MustNewConstMetric(artifactBytes, prometheus.GaugeValue, float64(c.bytes))
+	return c.val, c.ok
+}
+
+func up(ok bool) float64 {
+	if ok {
+		return 1
 	}
-	ch <- prometheus.MustNewConstMetric(artifactUp, prometheus.GaugeValue, up)
+	return 0
 }
 
 // TaskQueue reads the numbers of incomplete tasks by state and the creation
@@ -121,7 +139,10 @@ func (m *Metrics) WatchTaskQueue(queue TaskQueue, maxAge time.Duration) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&queueCollector{queue: queue, maxAge: maxAge})
+	m.reg.MustRegister(&queueCollector{queue: cached[queueReading]{maxAge: maxAge, read: func(ctx context.Context) (queueReading, error) {
+		counts, oldest, err := queue(ctx)
+		return queueReading{counts, oldest}, err
+	}}})
 }
 
 var (
@@ -130,16 +151,13 @@ var (
 	queueUp     = prometheus.NewDesc(Namespace+"_tasks_queue_scrape_ok", "1 when the task queue could be read at the last attempt, else 0.", nil, nil)
 )
 
-type queueCollector struct {
-	queue  TaskQueue
-	maxAge time.Duration
-
-	mu     sync.Mutex
-	at     time.Time
+// queueReading is one reading of the task queue.
+type queueReading struct {
 	counts map[string]int64
 	oldest time.Time
-	ok     bool
 }
+
+type queueCollector struct{ queue cached[queueReading] }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueTasks
@@ -148,28 +166,16 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.at.IsZero() || time.Since(c.at) >= c.maxAge {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		counts, oldest, err := c.queue(ctx)
-		cancel()
-		c.at, c.ok = time.Now(), err == nil
-		if err == nil {
-			c.counts, c.oldest = counts, oldest
-		}
-	}
-	up := 0.0
-	if c.ok {
-		up = 1
-		for state, n := range c.counts {
+	q, ok := c.queue.get()
+	if ok {
+		for state, n := range q.counts {
 			ch <- prometheus.MustNewConstMetric(queueTasks, prometheus.GaugeValue, float64(n), state)
 		}
 		age := 0.0
-		if !c.oldest.IsZero() {
-			age = max(time.Since(c.oldest).Seconds(), 0)
+		if !q.oldest.IsZero() {
+			age = max(time.Since(q.oldest).Seconds(), 0)
 		}
 		ch <- prometheus.MustNewConstMetric(queueOldest, prometheus.GaugeValue, age)
 	}
-	ch <- prometheus.MustNewConstMetric(queueUp, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(queueUp, prometheus.GaugeValue, up(ok))
 }

@@ -130,13 +130,8 @@ func TestArtifactTotalsAreCached(t *testing.T) {
 		}
 		return 7, 700, nil
 	}, time.Hour)
-	scrape := func() string {
-		rec := httptest.NewRecorder()
-		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		return rec.Body.String()
-	}
-	out := scrape()
-	scrape()
+	out := scrape(m)
+	scrape(m)
 	if calls != 1 {
 		t.Fatalf("%d database reads for two scrapes within maxAge", calls)
 	}
@@ -165,13 +160,8 @@ func TestTaskQueueAndWait(t *testing.T) {
 	}, time.Hour)
 	m.TaskStarted("file.sync", 1500*time.Millisecond)
 	m.TaskStarted("file.sync", -time.Second) // clocks of two hosts: never negative
-	scrape := func() string {
-		rec := httptest.NewRecorder()
-		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		return rec.Body.String()
-	}
-	out := scrape()
-	scrape()
+	out := scrape(m)
+	scrape(m)
 	if calls != 1 {
 		t.Fatalf("%d database reads for two scrapes within maxAge", calls)
 	}
@@ -196,13 +186,18 @@ func TestTaskQueueAndWait(t *testing.T) {
 	down.WatchTaskQueue(func(context.Context) (map[string]int64, time.Time, error) {
 		return nil, time.Time{}, errors.New("down")
 	}, 0)
-	rec := httptest.NewRecorder()
-	down.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if body := rec.Body.String(); !strings.Contains(body, "pulpo_tasks_queue_scrape_ok 0") || strings.Contains(body, "pulpo_tasks_queue{") {
+	if body := scrape(down); !strings.Contains(body, "pulpo_tasks_queue_scrape_ok 0") || strings.Contains(body, "pulpo_tasks_queue{") {
 		t.Fatalf("a failed read must show scrape_ok 0 and no counts:\n%s", body)
 	}
 	var none *Metrics
 	none.TaskStarted("x", time.Second)
+}
+
+// scrape returns what m's handler serves.
+func scrape(m *Metrics) string {
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 func TestPoolStats(t *testing.T) {
