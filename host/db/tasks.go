@@ -51,16 +51,18 @@ type Task struct {
 	Immediate          bool
 	ParentTaskID       *uuid.UUID
 	TaskGroupID        *uuid.UUID
+	// TraceParent is the W3C traceparent of the dispatching request ("" without tracing).
+	TraceParent string
 }
 
 const taskColumns = `id, created_at, updated_at, name, state, args, exclusive_resources, shared_resources,
-	worker_id, worker_name, logging_cid, started_at, finished_at, error, immediate, parent_task_id, task_group_id`
+	worker_id, worker_name, logging_cid, started_at, finished_at, error, immediate, parent_task_id, task_group_id, trace_parent`
 
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
 	err := row.Scan(&t.ID, &t.CreatedAt, &t.UpdatedAt, &t.Name, &t.State, &t.Args, &t.ExclusiveResources,
 		&t.SharedResources, &t.WorkerID, &t.WorkerName, &t.LoggingCID, &t.StartedAt, &t.FinishedAt, &t.Error,
-		&t.Immediate, &t.ParentTaskID, &t.TaskGroupID)
+		&t.Immediate, &t.ParentTaskID, &t.TaskGroupID, &t.TraceParent)
 	return t, translate(err)
 }
 
@@ -74,6 +76,7 @@ type NewTask struct {
 	Immediate          bool
 	ParentTaskID       *uuid.UUID
 	TaskGroupID        *uuid.UUID
+	TraceParent        string
 }
 
 // InsertTask creates a waiting task. It takes a transaction-scoped advisory
@@ -100,10 +103,10 @@ func (d *DB) InsertTask(ctx context.Context, nt NewTask) (Task, error) {
 			}
 		}
 		t, err = scanTask(tx.QueryRow(ctx, `INSERT INTO tasks (id, created_at, name, state, args, exclusive_resources,
-				shared_resources, logging_cid, immediate, parent_task_id, task_group_id)
-			VALUES ($1, clock_timestamp(), $2, 'waiting', $3, $4, $5, $6, $7, $8, $9)
+				shared_resources, logging_cid, immediate, parent_task_id, task_group_id, trace_parent)
+			VALUES ($1, clock_timestamp(), $2, 'waiting', $3, $4, $5, $6, $7, $8, $9, $10)
 			RETURNING `+taskColumns,
-			NewID(), nt.Name, args, excl, shared, nt.LoggingCID, nt.Immediate, nt.ParentTaskID, nt.TaskGroupID))
+			NewID(), nt.Name, args, excl, shared, nt.LoggingCID, nt.Immediate, nt.ParentTaskID, nt.TaskGroupID, nt.TraceParent))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // Spec describes a task to dispatch.
@@ -30,7 +31,7 @@ func (n *Node) Dispatch(ctx context.Context, s Spec) (db.Task, error) {
 		return db.Task{}, fmt.Errorf("dispatch: unknown task %q", s.Name)
 	}
 	nt := db.NewTask{Name: s.Name, Args: s.Args, ExclusiveResources: s.Exclusive, SharedResources: s.Shared,
-		LoggingCID: RequestIDFrom(ctx), Immediate: s.Immediate, TaskGroupID: s.TaskGroupID}
+		LoggingCID: RequestIDFrom(ctx), Immediate: s.Immediate, TaskGroupID: s.TaskGroupID, TraceParent: tracing.Traceparent(ctx)}
 	if parent, ok := taskIDFrom(ctx); ok {
 		nt.ParentTaskID = &parent
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // Options configure a Node.
@@ -37,6 +38,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Observer, when set, hears of every task this node started and ran to its end.
 	Observer Observer
+	// Tracer, when set, records a span per task run, in the trace of the
+	// request that dispatched it.
+	Tracer *tracing.Tracer
 }
 
 // Observer records started and finished tasks, e.g. as metrics.
@@ -323,10 +327,13 @@ func (n *Node) run(ctx context.Context, t db.Task, owner uuid.UUID) {
 	if n.opts.Observer != nil && t.StartedAt != nil {
 		n.opts.Observer.TaskStarted(t.Name, t.StartedAt.Sub(t.CreatedAt))
 	}
+	tctx, span := n.opts.Tracer.StartRoot(tctx, t.TraceParent, "task "+t.Name, tracing.Internal,
+		tracing.String("pulp.task.id", t.ID.String()), tracing.String("pulp.task.name", t.Name))
 	err := call(tctx, n.reg.funcs[t.Name], handle)
 	if err == nil && tctx.Err() != nil {
 		err = context.Cause(tctx)
 	}
+	span.End(err)
 	fin := context.WithoutCancel(tctx)
 	handle.flush(fin)
 	state, taskErr := db.TaskCompleted, any(nil)
