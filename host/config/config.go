@@ -83,6 +83,16 @@ type Config struct {
 	// answers them on Listen as well. Default: "" (none). Key metrics_listen.
 	MetricsListen string
 
+	// OTelEndpoint, when set, is the OTLP/HTTP traces URL spans are sent
+	// to; the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+	// OTEL_EXPORTER_OTLP_ENDPOINT variables fill it when the setting is not
+	// given. OTelService is OTEL_SERVICE_NAME (default pulpo).
+	// OTelSampleRatio is the share of new traces recorded. Keys
+	// otel_endpoint, otel_sample_ratio.
+	OTelEndpoint    string
+	OTelService     string
+	OTelSampleRatio float64
+
 	// DataDir holds everything a single-machine install keeps on disk:
 	//
 	//	DataDir/
@@ -270,6 +280,8 @@ const (
 func defaults() Config {
 	return Config{
 		Listen:               DefaultListen,
+		OTelSampleRatio:      1,
+		OTelService:          "pulpo",
 		DataDir:              DefaultDataDir,
 		DatabaseMaxConns:     20,
 		Workers:              2,
@@ -345,6 +357,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen", c.Listen),
 		slog.String("metrics_listen", c.MetricsListen),
+		slog.String("otel_endpoint", RedactURL(c.OTelEndpoint)),
 		slog.String("data_dir", c.DataDir),
 		slog.Any("plugin_dir", c.PluginDirs),
 		slog.String("database_url", RedactURL(c.DatabaseURL)),

@@ -48,6 +48,8 @@ func TestDefaults(t *testing.T) {
 	data := abs(t, "var")
 	want := Config{
 		Listen:               "127.0.0.1:24817",
+		OTelService:          "pulpo",
+		OTelSampleRatio:      1,
 		DataDir:              data,
 		PluginDirs:           []string{filepath.Join(data, "plugins")}, // no ./plugins/build beside this test
 		DatabaseMaxConns:     20,
@@ -206,9 +208,11 @@ func TestPrecedence(t *testing.T) {
 			"PULPO_S3_PATH_STYLE": "1", "PULPO_CONTENT_REDIRECT": "true", "PULPO_CONTENT_REDIRECT_TTL": "30s",
 			"PULPO_MEMORY_LIMIT": "0", "PULPO_ADMIN_USERNAME": "root", "PULPO_ADMIN_PASSWORD": "pw-from-env",
 			"PULPO_ADMIN_PASSWORD_FILE": "/pw", "PULPO_AUTH_CACHE_TTL": "0s",
-			"PULPO_TOKEN_AUTH": "false",
+			"PULPO_TOKEN_AUTH": "false", "PULPO_OTEL_ENDPOINT": "http://collector:4318/v1/traces", "PULPO_OTEL_SAMPLE_RATIO": "0.25",
+			"OTEL_SERVICE_NAME": "pulpo-eu",
 		}, func(t *testing.T, c Config) {
-			want := Config{Listen: "0.0.0.0:80", DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
+			want := Config{Listen: "0.0.0.0:80", OTelEndpoint: "http://collector:4318/v1/traces", OTelService: "pulpo-eu", OTelSampleRatio: 0.25,
+				DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
 				DatabaseMaxConns: 7, Workers: 9, WorkerTTL: 3 * time.Second, TaskPoll: 250 * time.Millisecond,
 				StorageRoot: "/s", AllowedChecksums: []string{"sha256"}, MaxUploadChunk: 1024,
 				ContentOrigin: "https://cdn.example.com", ContentPathPrefix: "/c/", LogLevel: "debug", LogFormat: "json",
@@ -509,6 +513,35 @@ func TestS3(t *testing.T) {
 	for _, want := range []string{`"s3_secret_key":"xxxxx"`, `"s3_bucket":"pulp"`, `"content_redirect":true`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("log lacks %s: %s", want, b.String())
+		}
+	}
+}
+
+// OpenTelemetry's standard variables fill otel_endpoint when the setting is
+// not given; a bad endpoint or ratio is refused by name.
+func TestOTelSettings(t *testing.T) {
+	load := func(env map[string]string, args ...string) (Config, error) {
+		c, _, err := Load(append([]string{"migrate"}, args...), func(k string) string { return env[k] })
+		return c, err
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/"}, nil, "http://otel:4318/v1/traces"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/x"}, nil, "http://t:1/x"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}, []string{"--otel-endpoint", "https://mine/v1/traces"}, "https://mine/v1/traces"},
+		{map[string]string{}, nil, ""},
+	} {
+		c, err := load(tc.env, tc.args...)
+		if err != nil || c.OTelEndpoint != tc.want {
+			t.Errorf("env %v args %v: endpoint %q, %v; want %q", tc.env, tc.args, c.OTelEndpoint, err, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"--otel-endpoint", "collector:4318"}, {"--otel-sample-ratio", "1.5"}, {"--otel-sample-ratio", "half"}} {
+		if _, err := load(nil, args...); err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), "-", "_"), strings.ReplaceAll(strings.TrimPrefix(args[0], "--"), "-", "_")) {
+			t.Errorf("%v: %v, want an error naming the setting", args, err)
 		}
 	}
 }

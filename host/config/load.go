@@ -128,6 +128,19 @@ func Load(args []string, env func(string) string) (Config, Command, error) {
 		}
 	}
 
+	// OpenTelemetry's own variables, under the setting: what an operator of
+	// OpenTelemetry-instrumented services sets for all of them.
+	if c.OTelEndpoint == "" {
+		if v := env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+			c.OTelEndpoint = v
+		} else if v := env("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+			c.OTelEndpoint = strings.TrimSuffix(v, "/") + "/v1/traces"
+		}
+	}
+	if c.OTelService = env("OTEL_SERVICE_NAME"); c.OTelService == "" {
+		c.OTelService = "pulpo"
+	}
+
 	// Layer 4: the flags, in table order (not command-line order), so that
 	// errors come out in a stable order.
 	for _, s := range ss {

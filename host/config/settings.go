@@ -176,6 +176,19 @@ func settings() []setting {
 		{key: "plugin_pool_size", kind: kindInt, arg: "N", def: "4",
 			help: "instances kept per plugin",
 			set:  integer(func(c *Config) *int { return &c.PluginPoolSize })},
+		{key: "otel_endpoint", arg: "URL", def: "none: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces, else no tracing",
+			help: "OTLP/HTTP (JSON) traces endpoint that OpenTelemetry spans are sent to",
+			set:  str(func(c *Config) *string { return &c.OTelEndpoint })},
+		{key: "otel_sample_ratio", arg: "RATIO", def: "1",
+			help: "share of new traces recorded, 0 to 1 (traces continued from a sampled request are always recorded)",
+			set: func(c *Config, v []string) error {
+				f, err := strconv.ParseFloat(v[0], 64)
+				if err != nil {
+					return fmt.Errorf("%q is not a number", v[0])
+				}
+				c.OTelSampleRatio = f
+				return nil
+			}},
 		{key: "memory_limit", kind: kindInt, arg: "BYTES", def: "83886080",
 			help: "soft limit of the Go runtime's memory, in bytes (0: none; GOMEMLIMIT wins)",
 			set: func(c *Config, v []string) error {

@@ -28,6 +28,14 @@ func (c Config) problems() []error {
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		bad("listen", "port %q of %q is not a number from 0 to 65535", port, c.Listen)
 	}
+	if c.OTelEndpoint != "" {
+		if u, err := url.Parse(c.OTelEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("otel_endpoint", "%q is not an http(s) URL", RedactURL(c.OTelEndpoint))
+		}
+	}
+	if c.OTelSampleRatio < 0 || c.OTelSampleRatio > 1 {
+		bad("otel_sample_ratio", "%v is not within 0 to 1", c.OTelSampleRatio)
+	}
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			bad("metrics_listen", "%q is not HOST:PORT", c.MetricsListen)
