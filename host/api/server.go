@@ -19,6 +19,7 @@ import (
 	"github.com/pulpo/pulpo/host/openapi"
 	"github.com/pulpo/pulpo/host/storage"
 	"github.com/pulpo/pulpo/host/tasks"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // Dispatcher queues tasks; tasks.Node implements it.
@@ -168,6 +169,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if s.Requests != nil {
 			s.Requests.ObserveRequest(routeOf(r.Pattern), r.Method, sw.status, time.Since(start))
+		}
+		if span := tracing.SpanFrom(r.Context()); span != nil {
+			span.SetName(r.Method + " " + routeOf(r.Pattern))
+			span.SetAttrs(tracing.String("http.route", routeOf(r.Pattern)), tracing.String("pulp.request_id", rid))
 		}
 		s.log.InfoContext(r.Context(), "request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
 			"status", sw.status, "duration_ms", time.Since(start).Milliseconds())

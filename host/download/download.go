@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pulpo/pulpo/host/digest"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // bufSize is the copy buffer, one per download in flight, pooled.
@@ -213,12 +214,17 @@ type Rewinder interface {
 // documentation for retries. Unless w is a [Rewinder], no retry happens
 // after the first byte reached w. On a size or digest error w has received
 // the bad bytes: discard them.
-func (d *Downloader) Fetch(ctx context.Context, req Request, w io.Writer) (Result, error) {
+func (d *Downloader) Fetch(ctx context.Context, req Request, w io.Writer) (res Result, err error) {
 	u, err := d.resolve(req.URL)
 	if err != nil {
 		return Result{}, err
 	}
 	red := redact(u)
+	ctx, span := tracing.Start(ctx, "download "+u.Host, tracing.Client, tracing.String("url.full", red))
+	defer func() {
+		span.SetAttrs(tracing.Int("http.response.status_code", int64(res.Status)), tracing.Int("pulpo.download.bytes", res.Size))
+		span.End(err)
+	}()
 	names, err := d.digestNames(req.Expected)
 	if err != nil {
 		return Result{}, fmt.Errorf("download %s: %w", red, err)
@@ -486,6 +492,9 @@ func (d *Downloader) send(ctx context.Context, u *url.URL, red string, req Reque
 	hr.Header = d.header.Clone()
 	for k, vs := range req.Header {
 		hr.Header[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
+	}
+	if tp := tracing.Traceparent(ctx); tp != "" {
+		hr.Header.Set("Traceparent", tp) // the upstream may continue the trace
 	}
 	switch {
 	case hr.Header.Get("Authorization") != "":

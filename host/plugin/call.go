@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/pulpo/pulpo/abi"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // callState is what host functions know about the call they serve. Host modules are shared
@@ -159,6 +160,9 @@ func callFrom(ctx context.Context) *callState {
 // outcome. Any failure discards the instance: a trap, a timeout, a non-zero return even
 // without a message, or a plugin-reported error.
 func (p *Plugin) call(ctx context.Context, export string, input []byte, cs *callState) (out []byte, err error) {
+	ctx, span := tracing.Start(ctx, "plugin "+p.observedName()+" "+export, tracing.Internal,
+		tracing.String("pulpo.plugin", p.observedName()), tracing.String("pulpo.plugin.export", export))
+	defer func() { span.End(err) }()
 	if o := p.reg.opts.Observer; o != nil {
 		start := time.Now()
 		defer func() { o.PluginCall(p.observedName(), export, time.Since(start), err) }()

@@ -26,6 +26,7 @@ import (
 	"github.com/pulpo/pulpo/host/pluginhost"
 	"github.com/pulpo/pulpo/host/stages"
 	"github.com/pulpo/pulpo/host/tasks"
+	"github.com/pulpo/pulpo/host/tracing"
 )
 
 // Version is the version of the Pulpo host ("core" in status/).
@@ -105,6 +106,24 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 		versions[p.Name()] = p.Version()
 	}
 
+	var tracer *tracing.Tracer
+	if cfg.OTelEndpoint != "" {
+		host, _ := os.Hostname()
+		if tracer, err = tracing.New(tracing.Config{Endpoint: cfg.OTelEndpoint, Service: cfg.OTelService, SampleRatio: cfg.OTelSampleRatio,
+			Attrs: []tracing.Attr{tracing.String("service.version", Version), tracing.String("service.instance.id", fmt.Sprintf("%s/%d", host, os.Getpid())),
+				tracing.String("pulpo.role", string(cmd))}}); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				log.Warn("tracing: spans not exported at shutdown", "err", err)
+			}
+		}()
+		log.InfoContext(ctx, "tracing", "endpoint", config.RedactURL(cfg.OTelEndpoint), "sample_ratio", cfg.OTelSampleRatio)
+	}
+
 	reg := tasks.NewRegistry()
 	publisher := newPublisher(d, arts, plugins)
 	publisher.Register(reg)
@@ -124,7 +143,7 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	// reports them as online apps, and the node heartbeats them.
 	node := tasks.NewNode(d, reg, tasks.Options{
 		Workers: cfg.Workers, API: serveAPI, Content: serveContent,
-		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log, Observer: m,
+		TTL: cfg.WorkerTTL, Poll: cfg.TaskPoll, Versions: versions, Logger: log, Observer: m, Tracer: tracer,
 	})
 	if err := node.Start(ctx); err != nil {
 		return err
@@ -186,7 +205,7 @@ func Run(ctx context.Context, cfg config.Config, cmd config.Command, log *slog.L
 	}
 	// Every request is authenticated (when it carries credentials) before
 	// routing; the API decides per route what anonymous users may do.
-	srv := &http.Server{Handler: authn.Middleware(mux, "/pulp/api/", log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: tracer.Handler(authn.Middleware(mux, "/pulp/api/", log)), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "workers", cfg.Workers)
