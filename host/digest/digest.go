@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"slices"
 	"sync"
 )
@@ -110,4 +111,29 @@ func Valid(name, s string) bool {
 		}
 	}
 	return true
+}
+
+// overlapMin is the write size from which Tee writes and hashes at once.
+const overlapMin = 64 << 10
+
+// Tee writes p to w and to h. A large p is written on another goroutine
+// while h hashes it (the write, a copy into the page cache or a socket,
+// then overlaps the hashing); both only read p. h's errors are ignored, as
+// hashes do not fail.
+func Tee(w, h io.Writer, p []byte) (int, error) {
+	var n int
+	var err error
+	if len(p) >= overlapMin {
+		done := make(chan struct{})
+		go func() { n, err = w.Write(p); close(done) }()
+		_, _ = h.Write(p)
+		<-done
+	} else {
+		_, _ = h.Write(p)
+		n, err = w.Write(p)
+	}
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return n, err
 }

@@ -22,9 +22,6 @@ import (
 // bufSize is the copy buffer, one per download in flight, pooled.
 const bufSize = 256 << 10
 
-// overlapMin is the read size from which writing and hashing a buffer overlap.
-const overlapMin = 64 << 10
-
 // Downloader downloads for one remote. It is safe for concurrent use.
 type Downloader struct {
 	base       *url.URL // nil: request URLs must be absolute
@@ -547,23 +544,7 @@ func (d *Downloader) copyChecked(r io.Reader, w io.Writer, exp Expect, names []s
 			d.meter.AddDownloadBytes(int64(n))
 		}
 		if n > 0 {
-			var wn int
-			var werr error
-			if n >= overlapMin {
-				// Large reads: the write (a copy into the page cache, or a socket) runs while
-				// the digests are computed; both only read buf.
-				done := make(chan struct{})
-				go func() { wn, werr = w.Write(buf[:n]); close(done) }()
-				_, _ = h.Write(buf[:n])
-				<-done
-			} else {
-				_, _ = h.Write(buf[:n])
-				wn, werr = w.Write(buf[:n])
-			}
-			if werr == nil && wn < n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
+			if _, werr := digest.Tee(w, h, buf[:n]); werr != nil {
 				return 0, nil, final(fmt.Errorf("download %s: write: %w", red, werr))
 			}
 		}
