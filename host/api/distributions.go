@@ -28,10 +28,11 @@ type distributionBody struct {
 	Repository        *string           `json:"repository,omitempty" format:"uri" doc:"The latest RepositoryVersion for this Repository will be served."`
 	RepositoryVersion *string           `json:"repository_version,omitempty" format:"uri" doc:"RepositoryVersion to be served."`
 	Publication       *string           `json:"publication,omitempty" format:"uri" doc:"Publication to be served."`
+	Remote            *string           `json:"remote,omitempty" format:"uri" doc:"Remote that can be used to fetch content when using pull-through caching."`
 }
 
 var distributionCoreFields = []string{"base_path", "content_guard", "hidden", "pulp_labels", "name",
-	"repository", "repository_version", "publication"}
+	"repository", "repository_version", "publication", "remote"}
 
 var distributionFilters = append(append(append(commonFilters(), textFilters("name")...), textFilters("base_path")...),
 	filter{Param: "pulp_label_select", Field: "pulp_label_select", Kind: kRaw, Doc: "Filter labels by search string"},
@@ -75,6 +76,7 @@ func (s *Server) renderDistribution(x db.Distribution) map[string]any {
 	guard := str(x.ContentGuardID, func(id uuid.UUID) string { return guardHref(rf.GuardType, id) })
 	repo := str(x.RepositoryID, func(id uuid.UUID) string { return s.types.repoHref(rf.RepositoryType, id) })
 	pub := str(x.PublicationID, func(id uuid.UUID) string { return publish.Href(rf.PublicationType, id) })
+	remote := str(x.RemoteID, func(id uuid.UUID) string { return s.remoteHrefOf(rf.RemoteType, id) })
 	var version *string
 	if x.RepositoryVersionID != nil && rf.VersionRepository != nil {
 		v := href.Version(s.types.repoHref(rf.VersionRepositoryType, *rf.VersionRepository), rf.VersionNumber)
@@ -85,7 +87,7 @@ func (s *Server) renderDistribution(x db.Distribution) map[string]any {
 		"pulp_created": x.CreatedAt, "pulp_last_updated": x.UpdatedAt, "pulp_type": x.PulpType,
 		"base_path": x.BasePath, "base_url": s.ContentOrigin + s.ContentPathPrefix + x.BasePath + "/",
 		"content_guard": guard, "hidden": x.Hidden, "pulp_labels": x.PulpLabels, "name": x.Name,
-		"repository": repo, "repository_version": version, "publication": pub,
+		"repository": repo, "repository_version": version, "publication": pub, "remote": remote,
 	} {
 		out[k] = v
 	}
@@ -218,6 +220,21 @@ func (s *Server) distributionInput(r *http.Request, o object, dt DistributionTyp
 	}
 	if err := s.servedObject(r, o, fe, dt, x, partial); err != nil {
 		return err
+	}
+	if ref, present := o.hrefOf(fe, "remote", href.Remotes); ref != nil {
+		rm, err := s.DB.GetRemote(ctx, ref.ID)
+		switch {
+		case errors.Is(err, db.ErrNotFound):
+			fe.add("remote", "Invalid hyperlink - Object does not exist.")
+		case err != nil:
+			return err
+		case !strings.HasPrefix(rm.PulpType, dt.Plugin+"."):
+			fe.add("remote", "Type for Remote '%s' does not match Distribution type %s.", rm.PulpType, dt.PulpType)
+		default:
+			x.RemoteID = &rm.ID
+		}
+	} else if present || !partial {
+		x.RemoteID = nil
 	}
 	old := x.Fields
 	if !partial {

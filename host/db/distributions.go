@@ -32,7 +32,7 @@ type Distribution struct {
 
 // DistributionRefs are the types and locations of a distribution's references.
 type DistributionRefs struct {
-	GuardType, RepositoryType, PublicationType string
+	GuardType, RepositoryType, PublicationType, RemoteType string
 	// The served version's repository, its type and the version's number.
 	VersionRepository     *uuid.UUID
 	VersionRepositoryType string
@@ -49,14 +49,15 @@ const distributionColumns = `id, created_at, updated_at, pulp_type, name, base_p
 	(SELECT v.repository_id FROM repository_versions v WHERE v.id = distributions.repository_version_id),
 	coalesce((SELECT r.pulp_type FROM repository_versions v JOIN repositories r ON r.id = v.repository_id
 		WHERE v.id = distributions.repository_version_id), ''),
-	coalesce((SELECT v.number FROM repository_versions v WHERE v.id = distributions.repository_version_id), 0)`
+	coalesce((SELECT v.number FROM repository_versions v WHERE v.id = distributions.repository_version_id), 0),
+	coalesce((SELECT m.pulp_type FROM remotes m WHERE m.id = distributions.remote_id), '')`
 
 func scanDistribution(row pgx.Row) (Distribution, error) {
 	var d Distribution
 	err := row.Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt, &d.PulpType, &d.Name, &d.BasePath, &d.PulpLabels,
 		&d.Hidden, &d.ContentGuardID, &d.RepositoryID, &d.RepositoryVersionID, &d.PublicationID, &d.RemoteID,
 		&d.Fields, &d.Refs.GuardType, &d.Refs.RepositoryType, &d.Refs.PublicationType, &d.Refs.VersionRepository,
-		&d.Refs.VersionRepositoryType, &d.Refs.VersionNumber)
+		&d.Refs.VersionRepositoryType, &d.Refs.VersionNumber, &d.Refs.RemoteType)
 	return d, translate(err)
 }
 
