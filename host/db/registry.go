@@ -27,6 +27,9 @@ type RegistryDistribution struct {
 	VersionID      *uuid.UUID
 	// Number is the served version's number: the pinned one, else the latest complete.
 	Number int
+	// RemoteID is the distribution's remote: with no repository, a pull-through
+	// distribution; with one, the cache a pull through it made.
+	RemoteID *uuid.UUID
 }
 
 // RegistryDistributions reads every distribution of one type, which the registry holds in
@@ -34,7 +37,8 @@ type RegistryDistribution struct {
 func (d *DB) RegistryDistributions(ctx context.Context, pulpType string) ([]RegistryDistribution, error) {
 	rows, err := d.pool.Query(ctx, `SELECT d.id, d.base_path, coalesce((d.fields->>'private')::boolean, false),
 		coalesce(d.repository_id, v.repository_id), coalesce(r.pulp_type, ''), d.repository_version_id,
-		coalesce(v.number, (SELECT max(x.number) FROM repository_versions x WHERE x.repository_id = d.repository_id AND x.complete), 0)
+		coalesce(v.number, (SELECT max(x.number) FROM repository_versions x WHERE x.repository_id = d.repository_id AND x.complete), 0),
+		d.remote_id
 		FROM distributions d
 		LEFT JOIN repository_versions v ON v.id = d.repository_version_id
 		LEFT JOIN repositories r ON r.id = coalesce(d.repository_id, v.repository_id)
@@ -44,7 +48,7 @@ func (d *DB) RegistryDistributions(ctx context.Context, pulpType string) ([]Regi
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegistryDistribution, error) {
 		var x RegistryDistribution
-		err := r.Scan(&x.ID, &x.BasePath, &x.Private, &x.RepositoryID, &x.RepositoryType, &x.VersionID, &x.Number)
+		err := r.Scan(&x.ID, &x.BasePath, &x.Private, &x.RepositoryID, &x.RepositoryType, &x.VersionID, &x.Number, &x.RemoteID)
 		return x, translate(err)
 	})
 }
@@ -233,6 +237,85 @@ func (d *DB) EnsurePushRepository(ctx context.Context, name, repoType, distType 
 		return translate(err)
 	})
 	return id, err
+}
+
+// PullThroughCache is the repository and remote a pull-through distribution
+// caches one upstream name with.
+type PullThroughCache struct {
+	Repository uuid.UUID
+	RepoType   string
+	Remote     uuid.UUID
+}
+
+// EnsurePullThroughCache returns the cache of name under the pull-through
+// distribution parent, making it on first use as pulp_container does: a remote
+// copied from the parent's (policy on_demand, upstream_name upstream, no tag
+// filters), a repository of a type syncing from it (repoTypes maps remote types
+// to repository types) and a distribution at base_path name with both,
+// private as the parent. First pulls of one name in several processes make
+// one cache.
+func (d *DB) EnsurePullThroughCache(ctx context.Context, parent uuid.UUID, name, upstream, distType string, repoTypes map[string]string) (PullThroughCache, error) {
+	var c PullThroughCache
+	err := d.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))`, name); err != nil {
+			return translate(err)
+		}
+		var repo, remote *uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT d.repository_id, d.remote_id, coalesce(r.pulp_type, '') FROM distributions d
+			LEFT JOIN repositories r ON r.id = d.repository_id WHERE d.base_path = $1`, name).Scan(&repo, &remote, &c.RepoType)
+		switch {
+		case err == nil:
+			if repo == nil || remote == nil {
+				return fmt.Errorf("%s: a distribution that is not a pull-through cache: %w", name, ErrWrongType)
+			}
+			c.Repository, c.Remote = *repo, *remote
+			return nil
+		case !errors.Is(translate(err), ErrNotFound):
+			return translate(err)
+		}
+		var remoteType string
+		var private bool
+		if err := tx.QueryRow(ctx, `SELECT r.pulp_type, coalesce((d.fields->>'private')::boolean, false) FROM distributions d
+			JOIN remotes r ON r.id = d.remote_id WHERE d.id = $1 AND d.repository_id IS NULL`, parent).Scan(&remoteType, &private); err != nil {
+			return fmt.Errorf("pull-through distribution: %w", translate(err))
+		}
+		c.RepoType = repoTypes[remoteType]
+		if c.RepoType == "" {
+			return fmt.Errorf("%s: no repository type syncs from a %s remote: %w", name, remoteType, ErrWrongType)
+		}
+		c.Remote, c.Repository = NewID(), NewID()
+		// Names are unique per table; the cache's carry the path they serve.
+		if _, err := tx.Exec(ctx, `INSERT INTO remotes (id, pulp_type, name, url, ca_cert, client_cert, client_key,
+				tls_validation, proxy_url, proxy_username, proxy_password, username, password, policy, download_concurrency,
+				max_retries, total_timeout, connect_timeout, sock_connect_timeout, sock_read_timeout, headers, rate_limit, fields)
+			SELECT $1, pulp_type, 'pull-through: ' || $2, url, ca_cert, client_cert, client_key,
+				tls_validation, proxy_url, proxy_username, proxy_password, username, password, 'on_demand', download_concurrency,
+				max_retries, total_timeout, connect_timeout, sock_connect_timeout, sock_read_timeout, headers, rate_limit,
+				(fields - 'include_tags' - 'exclude_tags' - 'includes' - 'excludes') || jsonb_build_object('upstream_name', $3::text, 'includes', '[]'::jsonb)
+			FROM remotes WHERE id = (SELECT remote_id FROM distributions WHERE id = $4)`, c.Remote, name, upstream, parent); err != nil {
+			return translate(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO repositories (id, pulp_type, name, next_version, remote_id) VALUES ($1, $2, 'pull-through: ' || $3, 1, $4)`,
+			c.Repository, c.RepoType, name, c.Remote); err != nil {
+			return translate(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO repository_versions (id, repository_id, number, complete) VALUES ($1, $2, 0, true)`, NewID(), c.Repository); err != nil {
+			return translate(err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO distributions (id, pulp_type, name, base_path, repository_id, remote_id, fields)
+			VALUES ($1, $2, $3, $3, $4, $5, jsonb_build_object('private', $6::boolean))`, NewID(), distType, name, c.Repository, c.Remote, private)
+		return translate(err)
+	})
+	return c, err
+}
+
+// IncludeInPullThrough adds ref (a tag or a digest) to what a pull-through
+// cache's remote syncs, once: every later sync of the cache refreshes it too.
+func (d *DB) IncludeInPullThrough(ctx context.Context, remote uuid.UUID, ref string) error {
+	_, err := d.pool.Exec(ctx, `UPDATE remotes SET fields = jsonb_set(fields, '{includes}',
+			coalesce(fields->'includes', '[]'::jsonb) || to_jsonb($2::text)), updated_at = now()
+		WHERE id = $1 AND NOT coalesce(fields->'includes', '[]'::jsonb) ? $2`, remote, ref)
+	return translate(err)
 }
 
 // AddPending records units pushed to a repository that no version holds yet.

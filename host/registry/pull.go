@@ -133,11 +133,17 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if e := checkRef(rt.ref); e != nil {
 		return e
 	}
-	_, s, err := h.resolve(r, rt.name, ActionPull)
-	if err != nil {
-		return err
+	m, err := h.lookupManifest(r, rt)
+	if missing(m, err) {
+		// Behind a pull-through distribution: fetched from the upstream, then looked up again.
+		synced, perr := h.pullThrough(r, rt.name, rt.ref)
+		if perr != nil {
+			return perr
+		}
+		if synced {
+			m, err = h.lookupManifest(r, rt)
+		}
 	}
-	m, err := h.findManifest(r.Context(), s, rt.ref)
 	if err != nil {
 		return err
 	}
@@ -165,6 +171,26 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		w.Write(m.body) //nolint:errcheck // the client left
 	}
 	return nil
+}
+
+// lookupManifest resolves the name (pull access) and finds ref there: nil
+// when the name serves no such manifest.
+func (h *Handler) lookupManifest(r *http.Request, rt route) (*manifest, error) {
+	_, s, err := h.resolve(r, rt.name, ActionPull)
+	if err != nil {
+		return nil, err
+	}
+	return h.findManifest(r.Context(), s, rt.ref)
+}
+
+// missing reports a manifest lookup that found no name or no manifest,
+// which a pull-through may fill.
+func missing(m *manifest, err error) bool {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Code == codeNameUnknown
+	}
+	return err == nil && m == nil
 }
 
 // typedWriter forces a Content-Type on a response another handler writes.

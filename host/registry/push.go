@@ -54,6 +54,9 @@ func (h *Handler) pushRepo(r *http.Request, name string, action Action, create b
 		}
 		return *d.RepositoryID, nil
 	}
+	if _, ok := h.pullThroughOf(t, name); ok {
+		return uuid.Nil, readOnly // the upstream's namespace
+	}
 	if !create {
 		return uuid.Nil, errorf(http.StatusNotFound, codeNameUnknown, "repository name not known to registry", map[string]string{"name": name})
 	}
