@@ -33,6 +33,10 @@ import (
 // give expires_in (the token protocol's default).
 const DefaultTokenLifetime = 60 * time.Second
 
+// MaxTokenLifetime caps the lifetime a token endpoint claims; a token the
+// registry refuses sooner is renewed anyway.
+const MaxTokenLifetime = 24 * time.Hour
+
 // maxTokenBody bounds a token endpoint's answer; real ones are a few KiB.
 const maxTokenBody = 1 << 20
 
@@ -281,7 +285,8 @@ func (d *Downloader) fetchToken(ctx context.Context, u *url.URL, red string, ch 
 	}
 	life := DefaultTokenLifetime
 	if tr.ExpiresIn > 0 {
-		life = time.Duration(tr.ExpiresIn) * time.Second
+		// Capped before multiplying: a huge expires_in would overflow into a past expiry.
+		life = time.Duration(min(tr.ExpiresIn, int64(MaxTokenLifetime/time.Second))) * time.Second
 	}
 	return token{value: value, expires: now.Add(life)}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -144,6 +145,7 @@ func TestBearerTokenExpiry(t *testing.T) {
 	}{
 		{"expires_in", 300, 300 * time.Second},
 		{"default 60s", 0, DefaultTokenLifetime},
+		{"huge expires_in capped", math.MaxInt64, MaxTokenLifetime},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
