@@ -460,6 +460,10 @@ func TestFaultGarbageUpstream(t *testing.T) {
 				if done["state"] != "failed" || !strings.Contains(desc, url) {
 					t.Fatalf("sync: state %v, error %q; want failed naming %s", done["state"], desc, url)
 				}
+				// Named once, and short enough to read even for binary garbage.
+				if n := strings.Count(desc, url); n != 1 || len(desc) > 400 {
+					t.Errorf("error names the URL %d times in %d bytes: %q", n, len(desc), desc)
+				}
 				t.Logf("%s", desc)
 				onlyVersions(t, srv, rh, 0)
 			})

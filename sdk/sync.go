@@ -141,7 +141,8 @@ func fetch(ctx context.Context, h bridge.Host, cancel context.CancelFunc, url st
 	}
 	resp, err := h.Fetch(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", url, noteCancel(err, cancel))
+		// The host's errors name the URL already.
+		return nil, fmt.Errorf("fetch: %w", noteCancel(err, cancel))
 	}
 	f := &Fetched{Path: resp.Path, Status: resp.Status, Header: resp.Headers, Size: resp.Size, SHA256: resp.SHA256}
 	if resp.Status < 200 || resp.Status > 299 {

@@ -248,14 +248,14 @@ func (d *Downloader) Fetch(ctx context.Context, req Request, w io.Writer) (res R
 		wait, retry := retryWait(err)
 		if ctx.Err() != nil || !retry || attempt > d.maxRetries {
 			if attempt > 1 {
-				err = fmt.Errorf("after %d attempts: %w", attempt, err)
+				err = fmt.Errorf("%w (after %d attempts)", err, attempt)
 			}
 			return Result{}, err
 		}
 		if cw.n > 0 {
 			rw, ok := w.(Rewinder)
 			if !ok {
-				return Result{}, fmt.Errorf("no retry, %d bytes already written: %w", cw.n, err)
+				return Result{}, fmt.Errorf("%w (no retry: %d bytes already written)", err, cw.n)
 			}
 			if rerr := rw.Rewind(); rerr != nil {
 				return Result{}, fmt.Errorf("download %s: rewind for retry: %w", red, errors.Join(rerr, err))
@@ -278,7 +278,11 @@ func (d *Downloader) Fetch(ctx context.Context, req Request, w io.Writer) (res R
 func (d *Downloader) FetchToFile(ctx context.Context, req Request, dir string) (string, Result, error) {
 	f, err := os.CreateTemp(dir, "download-*")
 	if err != nil {
-		return "", Result{}, fmt.Errorf("download: %w", err)
+		name := req.URL
+		if u, uerr := d.resolve(req.URL); uerr == nil {
+			name = redact(u)
+		}
+		return "", Result{}, fmt.Errorf("download %s: %w", name, err)
 	}
 	res, err := d.Fetch(ctx, req, &fileRewinder{f})
 	if cerr := f.Close(); err == nil && cerr != nil {

@@ -203,7 +203,7 @@ func (p *Plugin) hostFetch(cs *callState, b []byte) (any, error) {
 		if errors.As(err, &ae) || cs.hostCtx.Err() != nil {
 			return nil, err
 		}
-		return nil, abi.NewError(abi.CodeUpstream, fmt.Sprintf("fetch %s: %v", req.URL, err))
+		return nil, abi.NewError(abi.CodeUpstream, err.Error()) // the downloader's errors name the URL
 	}
 	resp := abi.FetchResponse{Status: res.Status, Headers: map[string]string{}}
 	for k, vs := range res.Header {

@@ -405,7 +405,7 @@ func (r *Run) fetch(a abi.DeclarativeArtifact) (artifact.Staged, error) {
 	}
 	path, gotSize, got, err := r.p.Downloader.Download(r.ctx, a.URL, a.Headers, size, want, r.p.TempDir)
 	if err != nil {
-		return artifact.Staged{}, fmt.Errorf("download %s: %w", a.URL, err)
+		return artifact.Staged{}, err // names the URL, without its credentials
 	}
 	st, err := r.p.Artifacts.Stage(r.ctx, artifact.FromFile(path, gotSize, got))
 	if err != nil {

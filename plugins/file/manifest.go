@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pulpo/pulpo/abi"
@@ -141,7 +142,12 @@ func parseSize(s string) (int64, error) {
 
 // shorten keeps error messages readable when a line is huge.
 func shorten(s string) string {
-	const max = 200
+	// A text line is quoted whole up to 200 bytes; a binary one (not a manifest
+	// at all) only enough to recognise, as %q makes each byte four characters.
+	max := 200
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		max = 32
+	}
 	if len(s) <= max {
 		return s
 	}

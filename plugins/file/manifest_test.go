@@ -313,3 +313,16 @@ func TestFileFields(t *testing.T) {
 		}
 	}
 }
+
+// A binary "line" is quoted only as far as needed to recognise it.
+func TestManifestErrorQuotesBinaryBriefly(t *testing.T) {
+	noise := "\x0eu\xf0\x9b\x1b\xa6\xfeil\xe2\xb3uwf\xa2^A\xdfo9l\xf6\xc9\xdc4\x7f\xb0\x12\x9c\x96\x170|\f\xee\xc4)\x03\xf3P\x8b\x8a\a:r,H\xd2q\xc9\xf4\xb9\x82\x1a\xdf\x02\xc4\xc6\xe0\xa4vk\xe7\xa2R\xba\xb9"
+	_, err := NewManifestReader(strings.NewReader(noise + "\n")).Next()
+	var me *ManifestError
+	if !errors.As(err, &me) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(me.Text) > 35 || !strings.HasSuffix(me.Text, "...") {
+		t.Fatalf("quoted %d bytes of binary: %q", len(me.Text), me.Text)
+	}
+}
