@@ -3,6 +3,7 @@ package integration
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -12,8 +13,9 @@ import (
 // TestRegistryPullThrough pulls images through a pull-through distribution:
 // the first pull of <base_path>/<upstream name> makes a cache and fetches
 // from the upstream registry (manifest digests equal upstream's, blobs
-// streamed on demand), a digest pull works too, a second pull is served with
-// the upstream down, and nothing can be pushed into the upstream's namespace.
+// streamed on demand), a digest pull works too, a tag moved upstream is seen
+// once the cached one is older than the TTL, pulls are served with the
+// upstream down, and nothing can be pushed into the upstream's namespace.
 func TestRegistryPullThrough(t *testing.T) {
 	t.Parallel()
 	up := newOCIRegistry(t)
@@ -23,7 +25,7 @@ func TestRegistryPullThrough(t *testing.T) {
 	other := newPushed()
 	otherImg := up.pushImage(t, other, "team/tool", "latest", 1, true)
 
-	srv := harness.Start(t, harness.Options{})
+	srv := harness.Start(t, harness.Options{Args: []string{"--pull-through-ttl", "1s"}})
 	rm := srv.JSON(t, http.MethodPost, "remotes/container/container/", map[string]any{"name": "hub", "url": up.srv.URL,
 		"upstream_name": "library/app", "username": up.user, "password": up.pass}, http.StatusCreated)
 	srv.RunTask(t, http.MethodPost, "distributions/container/container/", map[string]any{"name": "hub", "base_path": "hub",
@@ -49,10 +51,17 @@ func TestRegistryPullThrough(t *testing.T) {
 		t.Fatal("pushed under a pull-through distribution")
 	}
 
+	// A tag moved upstream is seen once the cached one is older than the TTL.
+	moved := up.pushImage(t, app, "library/app", "v1", 1, true)
+	time.Sleep(1100 * time.Millisecond)
+	checkImage(t, reg.ref(t, "hub/library/app:v1"), moved)
+
 	// With the upstream gone, what was pulled (manifests and blobs) is served
-	// from the cache.
+	// from the cache, the failed refresh of a stale tag included.
 	up.srv.Close()
-	checkImage(t, reg.ref(t, "hub/library/app:v1"), v1img)
+	time.Sleep(1100 * time.Millisecond)
+	checkImage(t, reg.ref(t, "hub/library/app:v1"), moved)
+	checkImage(t, reg.ref(t, "hub/library/app@"+mustDigest(t, v1img)), v1img)
 	checkImage(t, reg.ref(t, "hub/team/tool:latest"), otherImg)
 	if _, err := remote.Image(reg.ref(t, "hub/library/app:v9"), regAuth); err == nil {
 		t.Fatal("pulled a tag nobody pushed")

@@ -223,6 +223,12 @@ type Config struct {
 	// explicit operator choice for closed networks. Default: true. Key token_auth.
 	TokenAuth bool
 
+	// PullThroughTTL is how long a tag cached by a pull-through distribution
+	// is served before a pull asks the upstream again (an upstream that does
+	// not answer leaves the cached tag served). Default 5m. Key
+	// pull_through_ttl.
+	PullThroughTTL time.Duration
+
 	// AuthCacheTTL is how long verified API credentials are remembered in
 	// memory, so bcrypt runs once per client and period rather than per
 	// request; 0 disables the cache. Default: 30s. Key auth_cache_ttl.
@@ -281,6 +287,7 @@ func defaults() Config {
 	return Config{
 		Listen:               DefaultListen,
 		OTelSampleRatio:      1,
+		PullThroughTTL:       5 * time.Minute,
 		OTelService:          "pulpo",
 		DataDir:              DefaultDataDir,
 		DatabaseMaxConns:     20,

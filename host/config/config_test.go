@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		Listen:               "127.0.0.1:24817",
 		OTelService:          "pulpo",
 		OTelSampleRatio:      1,
+		PullThroughTTL:       5 * time.Minute,
 		DataDir:              data,
 		PluginDirs:           []string{filepath.Join(data, "plugins")}, // no ./plugins/build beside this test
 		DatabaseMaxConns:     20,
@@ -209,10 +210,10 @@ func TestPrecedence(t *testing.T) {
 			"PULPO_MEMORY_LIMIT": "0", "PULPO_ADMIN_USERNAME": "root", "PULPO_ADMIN_PASSWORD": "pw-from-env",
 			"PULPO_ADMIN_PASSWORD_FILE": "/pw", "PULPO_AUTH_CACHE_TTL": "0s",
 			"PULPO_TOKEN_AUTH": "false", "PULPO_OTEL_ENDPOINT": "http://collector:4318/v1/traces", "PULPO_OTEL_SAMPLE_RATIO": "0.25",
-			"OTEL_SERVICE_NAME": "pulpo-eu",
+			"OTEL_SERVICE_NAME": "pulpo-eu", "PULPO_PULL_THROUGH_TTL": "1m",
 		}, func(t *testing.T, c Config) {
 			want := Config{Listen: "0.0.0.0:80", OTelEndpoint: "http://collector:4318/v1/traces", OTelService: "pulpo-eu", OTelSampleRatio: 0.25,
-				DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
+				PullThroughTTL: time.Minute, DataDir: "/d", PluginDirs: []string{"/p"}, DatabaseURL: "postgres://u:pw@h/db",
 				DatabaseMaxConns: 7, Workers: 9, WorkerTTL: 3 * time.Second, TaskPoll: 250 * time.Millisecond,
 				StorageRoot: "/s", AllowedChecksums: []string{"sha256"}, MaxUploadChunk: 1024,
 				ContentOrigin: "https://cdn.example.com", ContentPathPrefix: "/c/", LogLevel: "debug", LogFormat: "json",

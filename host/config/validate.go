@@ -33,6 +33,9 @@ func (c Config) problems() []error {
 			bad("otel_endpoint", "%q is not an http(s) URL", RedactURL(c.OTelEndpoint))
 		}
 	}
+	if c.PullThroughTTL <= 0 {
+		bad("pull_through_ttl", "%v is not a positive duration", c.PullThroughTTL)
+	}
 	if c.OTelSampleRatio < 0 || c.OTelSampleRatio > 1 {
 		bad("otel_sample_ratio", "%v is not within 0 to 1", c.OTelSampleRatio)
 	}

@@ -134,14 +134,18 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		return e
 	}
 	m, err := h.lookupManifest(r, rt)
-	if missing(m, err) {
-		// Behind a pull-through distribution: fetched from the upstream, then looked up again.
+	if missing(m, err) || err == nil && !isDigest(rt.ref) && h.staleCache(r.Context(), rt.name) {
+		// Behind a pull-through distribution: fetched from the upstream (a tag held
+		// longer than PullThroughTTL asked again), then looked up again. What the
+		// cache holds is served when the upstream cannot say better.
 		synced, perr := h.pullThrough(r, rt.name, rt.ref)
-		if perr != nil {
+		if perr != nil && m == nil {
 			return perr
 		}
 		if synced {
-			m, err = h.lookupManifest(r, rt)
+			if fresh, ferr := h.lookupManifest(r, rt); ferr != nil || fresh != nil || m == nil {
+				m, err = fresh, ferr
+			}
 		}
 	}
 	if err != nil {

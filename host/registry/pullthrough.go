@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,7 +26,8 @@ import (
 // what the cache's remote syncs and synced (additively, under the
 // repository's lock, as any sync) before the pull is answered. Blobs stay at
 // the upstream until first pulled, then stream from it while being stored.
-// Cached tags are served from the cache; each later miss re-syncs them too.
+// A tag is served from the cache for PullThroughTTL, then a pull of it syncs
+// again (every ref the cache holds); a failed sync leaves the cache serving.
 
 // pullThroughTarget is the cache a name pulls through, once made.
 type pullThroughTarget struct {
@@ -100,6 +102,21 @@ func (h *Handler) pullThrough(r *http.Request, name, ref string) (bool, error) {
 	return true, nil
 }
 
+// staleCache reports whether name is a pull-through cache this process has not
+// synced for PullThroughTTL.
+func (h *Handler) staleCache(ctx context.Context, name string) bool {
+	t, err := h.dists(ctx)
+	if err != nil {
+		return false
+	}
+	d := t.byName[name]
+	if d == nil || d.RemoteID == nil || d.RepositoryID == nil || d.VersionID != nil {
+		return false
+	}
+	at, ok := h.refreshed.Load(*d.RepositoryID)
+	return !ok || time.Since(at.(time.Time)) >= h.d.PullThroughTTL
+}
+
 // syncRepoTypes maps each remote type of the plugin to the repository type
 // syncing from it (the push repository type syncs from none).
 func (h *Handler) syncRepoTypes() map[string]string {
@@ -140,6 +157,8 @@ func (h *Handler) syncCache(ctx context.Context, c db.PullThroughCache) error {
 	if err != nil {
 		return fmt.Errorf("pull-through sync: %w", err)
 	}
+	// Failed or not, the upstream is not asked again for PullThroughTTL.
+	defer h.refreshed.Store(c.Repository, time.Now())
 	if !slices.Contains(db.FinalTaskStates, task.State) {
 		if task, err = h.d.Tasks.WaitTask(ctx, task.ID); err != nil {
 			return fmt.Errorf("pull-through sync: wait for task %s: %w", task.ID, err)

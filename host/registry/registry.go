@@ -65,7 +65,10 @@ type Deps struct {
 	// UploadExpiry ends upload sessions untouched for this long, with their bytes
 	// (default 24 h, distribution's purge age is a week).
 	UploadExpiry time.Duration
-	Logger       *slog.Logger
+	// PullThroughTTL is how long a tag a pull-through cache holds is served
+	// before a pull of it asks the upstream again (default 5 min).
+	PullThroughTTL time.Duration
+	Logger         *slog.Logger
 }
 
 // Handler serves the OCI distribution API under Route.Prefix. Start its cache listener
@@ -83,7 +86,10 @@ type Handler struct {
 	pushRepoHref func(uuid.UUID) string
 	access       Access
 	cache        *caches
-	log          *slog.Logger
+	// refreshed is when this process last synced each pull-through cache
+	// (repository id -> time.Time).
+	refreshed sync.Map
+	log       *slog.Logger
 
 	stop    context.CancelFunc
 	base    context.Context
@@ -109,6 +115,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	if d.UploadExpiry <= 0 {
 		d.UploadExpiry = 24 * time.Hour
+	}
+	if d.PullThroughTTL <= 0 {
+		d.PullThroughTTL = 5 * time.Minute
 	}
 	log := d.Logger
 	if log == nil {

@@ -76,7 +76,8 @@ func pluginRoutes(cfg config.Config, d *db.DB, store storage.Driver, arts *artif
 				out = append(out, liveRoute{prefix: "/token", name: "registry_token", h: tokens})
 			}
 			reg, err := registry.New(registry.Deps{DB: d, Storage: store, Artifacts: arts, Files: files, Plugin: up, Access: access,
-				Describe: desc, Route: rt, Tasks: node, UploadDir: filepath.Join(cfg.WorkDir(), "registry-uploads"), Logger: log})
+				Describe: desc, Route: rt, Tasks: node, UploadDir: filepath.Join(cfg.WorkDir(), "registry-uploads"), Logger: log,
+				PullThroughTTL: cfg.PullThroughTTL})
 			if err != nil {
 				closeAll()
 				return nil, nil, err
