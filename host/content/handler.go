@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulpo/pulpo/host/artifact"
@@ -66,6 +67,8 @@ type Handler struct {
 	stop    context.CancelFunc
 	base    context.Context
 	running sync.WaitGroup
+
+	sending atomic.Int64 // stored files being sent, for sender
 }
 
 // New builds the content app.

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"runtime"
 	"strings"
 
 	"github.com/pulpo/pulpo/host/storage"
@@ -37,8 +38,35 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, key, sha25
 	hdr.Set("Content-Type", contentType(name))
 	hdr.Set("ETag", `"`+sha256+`"`)
 	limitRanges(r)
-	http.ServeContent(w, r, "", rd.ModTime(), rd)
+	sw, done := h.sender(w)
+	defer done()
+	http.ServeContent(sw, r, "", rd.ModTime(), rd)
 }
+
+// sender picks how a stored file's bytes reach the socket. sendfile saves the
+// server a copy and wins once the CPUs are busy (from 4 concurrent 256 MiB
+// streams on 2 cores, and with 32 clients of 1 MiB files, 2.0-2.4 against
+// 1.4-1.5 GB/s); but a lone stream to a local client ran 1.2-1.6x faster copied
+// through user space, as the client then copies bytes still in cache rather
+// than page-cache pages from memory. So while at most half the CPUs' worth of
+// sends are in flight the bytes are copied, and sendfile takes over beyond.
+// done must be called when the send ends.
+func (h *Handler) sender(w http.ResponseWriter) (http.ResponseWriter, func()) {
+	n := h.sending.Add(1)
+	done := func() { h.sending.Add(-1) }
+	if n <= int64(max(1, runtime.GOMAXPROCS(0)/2)) {
+		return copyWriter{w}, done
+	}
+	return w, done
+}
+
+// copyWriter hides the ResponseWriter's ReadFrom, which would use sendfile.
+type copyWriter struct{ http.ResponseWriter }
+
+func (c copyWriter) Write(p []byte) (int, error) { return c.ResponseWriter.Write(p) }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (c copyWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // redirectStored answers with a 302 to the object store's presigned URL of
 // key, as Pulp's content app does for cloud storage, naming the file in

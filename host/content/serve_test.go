@@ -6,6 +6,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -240,3 +241,35 @@ func TestBadPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderCopiesWhileFewSend checks the choice between copying and sendfile:
+// the first sends hide ReadFrom, those beyond half the CPUs keep it, and an
+// ended send frees its place.
+func TestSenderCopiesWhileFewSend(t *testing.T) {
+	h := &Handler{}
+	few := max(1, runtime.GOMAXPROCS(0)/2)
+	var dones []func()
+	for i := range few {
+		w, done := h.sender(rfRecorder{httptest.NewRecorder()})
+		dones = append(dones, done)
+		if _, ok := w.(io.ReaderFrom); ok {
+			t.Fatalf("send %d of %d keeps ReadFrom (sendfile)", i+1, few)
+		}
+	}
+	w, done := h.sender(rfRecorder{httptest.NewRecorder()})
+	if _, ok := w.(io.ReaderFrom); !ok {
+		t.Fatalf("send %d hides ReadFrom: want sendfile once %d are in flight", few+1, few)
+	}
+	done()
+	dones[0]()
+	w, done = h.sender(rfRecorder{httptest.NewRecorder()})
+	defer done()
+	if _, ok := w.(io.ReaderFrom); ok {
+		t.Fatal("after two sends ended, a new one keeps ReadFrom")
+	}
+}
+
+// rfRecorder has ReadFrom, as the server's ResponseWriter does.
+type rfRecorder struct{ *httptest.ResponseRecorder }
+
+func (r rfRecorder) ReadFrom(src io.Reader) (int64, error) { return io.Copy(r.ResponseRecorder, src) }
