@@ -21,6 +21,7 @@ import (
 
 	"github.com/pulpo/pulpo/host/artifact"
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/directio"
 )
 
 // Blob uploads stream through the host into a file under UploadDir with sha256 computed
@@ -28,9 +29,6 @@ import (
 // Postgres, its bytes in the shared upload directory, so any serve process can continue
 // it. A request holds the file's lock (flock) while it appends; bytes beyond the recorded
 // size (an aborted PATCH) are cut off before anything else is written.
-
-// copyBuffer is the size of the buffer between a request body and the upload file.
-const copyBuffer = 256 << 10
 
 // uploadHeaders sets the headers every session response carries.
 func (h *Handler) uploadHeaders(w http.ResponseWriter, name string, id uuid.UUID, size int64) {
@@ -150,7 +148,7 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, name, diges
 	path := f.Name()
 	defer os.Remove(path) // gone after a commit already
 	hs := sha256.New()
-	n, err := copyBody(f, hs, r.Body, -1)
+	n, err := copyBody(f, 0, hs, r.Body, -1)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -160,22 +158,40 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, name, diges
 	return h.commitBlob(w, r, name, digest, path, n, hs)
 }
 
-// copyBody appends body (exactly want bytes when want >= 0) to f and hs. A body that
+// copyBody appends body (exactly want bytes when want >= 0) to f at off and to hs. A body that
 // breaks off is BLOB_UPLOAD_INVALID.
-func copyBody(f *os.File, hs hash.Hash, body io.Reader, want int64) (int64, error) {
+func copyBody(f *os.File, off int64, hs hash.Hash, body io.Reader, want int64) (int64, error) {
 	src := body
 	if want >= 0 {
 		src = io.LimitReader(body, want)
 	}
-	buf := make([]byte, copyBuffer)
-	n, err := io.CopyBuffer(io.MultiWriter(f, hs), struct{ io.Reader }{src}, buf)
+	rd := &readErr{r: src}
+	n, err := directio.Append(f, off, rd, hs)
+	if rd.err != nil {
+		return n, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the upload failed: "+rd.err.Error(), nil)
+	}
 	if err != nil {
-		return n, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the upload failed: "+err.Error(), nil)
+		return n, fmt.Errorf("write upload: %w", err)
 	}
 	if want >= 0 && n != want {
 		return n, errorf(http.StatusBadRequest, codeBlobUploadInvalid, fmt.Sprintf("body has %d bytes, Content-Range says %d", n, want), nil)
 	}
 	return n, nil
+}
+
+// readErr remembers its reader's failure, telling a client's broken body from
+// a failed write.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // commitBlob checks the file's digest and makes it the blob digest of name; a mismatch
@@ -317,7 +333,7 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, s *session
 				fmt.Sprintf("Content-Length %d does not match Content-Range %d-%d", r.ContentLength, start, end), nil)
 		}
 	}
-	n, err := copyBody(s.f, s.hs, r.Body, want)
+	n, err := copyBody(s.f, s.Size, s.hs, r.Body, want)
 	if err != nil {
 		_ = s.f.Truncate(s.Size)
 		return err
