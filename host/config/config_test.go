@@ -75,6 +75,7 @@ func TestDefaults(t *testing.T) {
 		PluginMemoryPages:    4096,
 		PluginCallTimeout:    time.Minute,
 		PluginPoolSize:       4,
+		PluginIdleTimeout:    30 * time.Second,
 		MemoryLimit:          80 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -204,7 +205,8 @@ func TestPrecedence(t *testing.T) {
 			"PULPO_ORPHAN_PROTECTION_TIME": "0", "PULPO_CONTENT_ORIGIN": "https://cdn.example.com/",
 			"PULPO_CONTENT_PATH_PREFIX": "/c/", "PULPO_LOG_LEVEL": "debug", "PULPO_LOG_FORMAT": "json",
 			"PULPO_PLUGIN_MEMORY_PAGES": "16", "PULPO_PLUGIN_CALL_TIMEOUT": "1s", "PULPO_PLUGIN_POOL_SIZE": "1",
-			"PULPO_STORAGE": "s3", "PULPO_S3_BUCKET": "b", "PULPO_S3_ENDPOINT": "http://s3:9000", "PULPO_S3_PUBLIC_ENDPOINT": "https://s3.example.com",
+			"PULPO_PLUGIN_IDLE_TIMEOUT": "2m",
+			"PULPO_STORAGE":             "s3", "PULPO_S3_BUCKET": "b", "PULPO_S3_ENDPOINT": "http://s3:9000", "PULPO_S3_PUBLIC_ENDPOINT": "https://s3.example.com",
 			"PULPO_S3_REGION": "eu-west-1", "PULPO_S3_ACCESS_KEY": "a", "PULPO_S3_SECRET_KEY": "s", "PULPO_S3_PREFIX": "p",
 			"PULPO_S3_PATH_STYLE": "1", "PULPO_CONTENT_REDIRECT": "true", "PULPO_CONTENT_REDIRECT_TTL": "30s",
 			"PULPO_MEMORY_LIMIT": "0", "PULPO_ADMIN_USERNAME": "root", "PULPO_ADMIN_PASSWORD": "pw-from-env",
@@ -217,7 +219,7 @@ func TestPrecedence(t *testing.T) {
 				DatabaseMaxConns: 7, Workers: 9, WorkerTTL: 3 * time.Second, TaskPoll: 250 * time.Millisecond,
 				StorageRoot: "/s", AllowedChecksums: []string{"sha256"}, MaxUploadChunk: 1024,
 				ContentOrigin: "https://cdn.example.com", ContentPathPrefix: "/c/", LogLevel: "debug", LogFormat: "json",
-				PluginMemoryPages: 16, PluginCallTimeout: time.Second, PluginPoolSize: 1,
+				PluginMemoryPages: 16, PluginCallTimeout: time.Second, PluginPoolSize: 1, PluginIdleTimeout: 2 * time.Minute,
 				Storage: "s3", S3Bucket: "b", S3Endpoint: "http://s3:9000", S3PublicEndpoint: "https://s3.example.com", S3Region: "eu-west-1",
 				S3AccessKey: "a", S3SecretKey: "s", S3Prefix: "p", S3PathStyle: true, ContentRedirect: true, ContentRedirectTTL: 30 * time.Second,
 				MemoryLimit: 0, AdminUsername: "root", AdminPassword: "pw-from-env", AdminPasswordFile: "/pw"}
@@ -316,6 +318,7 @@ func TestErrors(t *testing.T) {
 		{"memory pages syntax", nil, map[string]string{"PULPO_PLUGIN_MEMORY_PAGES": "-1"}, []string{`PULPO_PLUGIN_MEMORY_PAGES: "-1" is not a number of pages`}},
 		{"call timeout", nil, map[string]string{"PULPO_PLUGIN_CALL_TIMEOUT": "0s"}, []string{"plugin_call_timeout (--plugin-call-timeout/PULPO_PLUGIN_CALL_TIMEOUT): must be positive"}},
 		{"memory limit", nil, map[string]string{"PULPO_MEMORY_LIMIT": "-1"}, []string{"memory_limit (--memory-limit/PULPO_MEMORY_LIMIT): must be 0 (none) or a number of bytes"}},
+		{"idle timeout", nil, map[string]string{"PULPO_PLUGIN_IDLE_TIMEOUT": "-1s"}, []string{"plugin_idle_timeout (--plugin-idle-timeout/PULPO_PLUGIN_IDLE_TIMEOUT): must be 0 (never) or positive"}},
 		{"pool size", nil, map[string]string{"PULPO_PLUGIN_POOL_SIZE": "0"}, []string{"plugin_pool_size (--plugin-pool-size/PULPO_PLUGIN_POOL_SIZE): must be at least 1, got 0"}},
 		{"storage kind", nil, map[string]string{"PULPO_STORAGE": "gcs"}, []string{`storage (--storage/PULPO_STORAGE): "gcs" is not fs or s3`}},
 		{"s3 incomplete", nil, map[string]string{"PULPO_STORAGE": "s3", "PULPO_S3_REGION": " "}, []string{

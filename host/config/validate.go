@@ -155,6 +155,9 @@ func (c Config) problems() []error {
 	if c.PluginCallTimeout <= 0 {
 		bad("plugin_call_timeout", "must be positive, got %v", c.PluginCallTimeout)
 	}
+	if c.PluginIdleTimeout < 0 {
+		bad("plugin_idle_timeout", "must be 0 (never) or positive, got %v", c.PluginIdleTimeout)
+	}
 	if c.PluginPoolSize < 1 {
 		bad("plugin_pool_size", "must be at least 1, got %d", c.PluginPoolSize)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -460,6 +461,56 @@ func TestIdleInstancesClosed(t *testing.T) {
 	mustRoute(t, p, "/test/empty")
 	if s := p.Stats(); s.Created != created+1 || s.Idle != 1 {
 		t.Fatalf("stats after the next call: %+v", s)
+	}
+}
+
+// TestIdleCodeReleased checks that a plugin idle past IdleTimeout gives up its compiled
+// code as well as its instances, and compiles again on the next call.
+func TestIdleCodeReleased(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{IdleTimeout: 200 * time.Millisecond})
+	mustRoute(t, p, "/test/empty")
+	if !p.Stats().Compiled {
+		t.Fatal("not compiled after a call")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().Compiled {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats after idling: %+v, want the code released", p.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := p.Stats(); s.Idle != 0 {
+		t.Fatalf("code released with %d idle instances", s.Idle)
+	}
+	mustRoute(t, p, "/test/empty")
+	if !p.Stats().Compiled {
+		t.Fatal("not compiled again by the next call")
+	}
+}
+
+// TestReleaseRacesCalls calls a plugin from several goroutines with pauses around the
+// idle timeout, so releases and new instances interleave; every call must succeed.
+func TestReleaseRacesCalls(t *testing.T) {
+	t.Parallel()
+	p := testPlugin(t, plugin.Options{IdleTimeout: 60 * time.Millisecond, PoolSize: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 12 {
+				if _, err := route(t, p, "/test/empty"); err != nil {
+					errs <- fmt.Errorf("worker %d call %d: %w", w, i, err)
+					return
+				}
+				time.Sleep(time.Duration(20+(w*i*17)%90) * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

@@ -46,7 +46,8 @@ type Options struct {
 	PluginLimits map[string]Limits
 
 	// IdleTimeout closes an instance that waited this long in its pool, so the memory a
-	// guest grew to during a sync is given back (wasm memory never shrinks). Default 30 s;
+	// guest grew to during a sync is given back (wasm memory never shrinks), and, with a
+	// CacheDir, a plugin's compiled code once it has no instance left. Default 30 s;
 	// negative: never.
 	IdleTimeout time.Duration
 

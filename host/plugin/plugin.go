@@ -63,11 +63,15 @@ type Stats struct {
 	Created   uint64 // instances created
 	Discarded uint64 // instances thrown away after a failure or MaxCalls
 	Idle      int    // instances waiting in the pool
+	Compiled  bool   // the plugin's code is compiled and in memory
 }
 
 // Stats returns the pool counters.
 func (p *Plugin) Stats() Stats {
-	return Stats{Created: p.pool.created.Load(), Discarded: p.pool.discarded.Load(), Idle: len(p.pool.idle)}
+	p.compileMu.Lock()
+	compiled := p.compiled != nil
+	p.compileMu.Unlock()
+	return Stats{Created: p.pool.created.Load(), Discarded: p.pool.discarded.Load(), Idle: len(p.pool.idle), Compiled: compiled}
 }
 
 func (p *Plugin) close(ctx context.Context) error {

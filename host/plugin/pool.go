@@ -56,6 +56,7 @@ type pool struct {
 	closed bool
 
 	created, discarded atomic.Uint64
+	lastUse            atomic.Pointer[time.Time] // when an instance was last taken or returned
 }
 
 func newPool(size int, mk func(ctx context.Context) (*instance, error)) *pool {
@@ -69,6 +70,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for a plugin instance: %w", ctx.Err())
 	}
+	p.touch()
 	select {
 	case inst := <-p.idle:
 		return inst, nil
@@ -85,7 +87,9 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 // put returns a healthy instance.
 func (p *pool) put(inst *instance) {
-	inst.idled = time.Now()
+	now := time.Now()
+	inst.idled = now
+	p.lastUse.Store(&now)
 	p.mu.Lock()
 	keep := !p.closed
 	if keep {
@@ -100,6 +104,11 @@ func (p *pool) put(inst *instance) {
 		inst.close(context.Background())
 	}
 	<-p.sem
+}
+
+func (p *pool) touch() {
+	now := time.Now()
+	p.lastUse.Store(&now)
 }
 
 // discard closes an instance that must not be used again.
@@ -137,6 +146,15 @@ func (p *pool) reap(ctx context.Context, cutoff time.Time) int {
 	return len(old)
 }
 
+// unused tells whether the pool has no instance, idle, in use or being made.
+func (p *pool) unused() bool { return len(p.sem) == 0 && len(p.idle) == 0 }
+
+// idleSince tells whether no instance has been taken or returned since cutoff.
+func (p *pool) idleSince(cutoff time.Time) bool {
+	last := p.lastUse.Load()
+	return last != nil && last.Before(cutoff)
+}
+
 // close closes the idle instances; instances in use are closed when they come back.
 func (p *pool) close(ctx context.Context) {
 	p.mu.Lock()
@@ -159,7 +177,8 @@ func (p *pool) close(ctx context.Context) {
 // CallTimeout bounds the initialisation.
 func (pl *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	ctx = context.WithoutCancel(ctx)
-	if err := pl.ensureCompiled(ctx); err != nil {
+	rt, compiled, err := pl.ensureCompiled(ctx)
+	if err != nil {
 		return nil, err
 	}
 	inst := &instance{
@@ -179,7 +198,7 @@ func (pl *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	mod, err := pl.rt.InstantiateModule(ctx, pl.compiled, mc)
+	mod, err := rt.InstantiateModule(ctx, compiled, mc)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -236,25 +237,45 @@ func (r *Registry) load(ctx context.Context, path string) (*Plugin, error) {
 
 // ensureCompiled compiles a plugin whose load used a cached describe, once. The file is
 // read again and must still have the hash it had at load.
-func (p *Plugin) ensureCompiled(ctx context.Context) error {
+func (p *Plugin) ensureCompiled(ctx context.Context) (wazero.Runtime, wazero.CompiledModule, error) {
 	p.compileMu.Lock()
 	defer p.compileMu.Unlock()
 	if p.compiled != nil {
-		return nil
+		return p.rt, p.compiled, nil
 	}
 	start := time.Now()
 	wasm, err := os.ReadFile(p.path)
 	if err != nil {
-		return fmt.Errorf("compile: %w", err)
+		return nil, nil, fmt.Errorf("compile: %w", err)
 	}
 	if sum := sha256.Sum256(wasm); hex.EncodeToString(sum[:]) != p.sha256 {
-		return fmt.Errorf("compile: %s changed since it was loaded; restart to load the new file", filepath.Base(p.path))
+		return nil, nil, fmt.Errorf("compile: %s changed since it was loaded; restart to load the new file", filepath.Base(p.path))
 	}
 	if err := p.compile(ctx, wasm); err != nil {
-		return err
+		return nil, nil, err
 	}
 	p.log.InfoContext(ctx, "plugin compiled", "compile_ms", time.Since(start).Milliseconds())
-	return nil
+	return p.rt, p.compiled, nil
+}
+
+// release closes the plugin's runtime and compiled code when it has no instance, in use,
+// idle or being made: the code of a Go plugin is tens of MiB, and the next call compiles it
+// again from the on-disk compilation cache in tens of milliseconds. Without that cache a
+// compile takes seconds, so the code is kept. A get that takes a pool slot after the check
+// waits in ensureCompiled for compileMu and compiles anew.
+func (p *Plugin) release(ctx context.Context) bool {
+	if p.reg.opts.CacheDir == "" {
+		return false
+	}
+	p.compileMu.Lock()
+	defer p.compileMu.Unlock()
+	if p.rt == nil || !p.pool.unused() {
+		return false
+	}
+	_ = p.compiled.Close(ctx) // the runtime's Close leaves the code to the shared cache
+	_ = p.rt.Close(ctx)
+	p.rt, p.compiled = nil, nil
+	return true
 }
 
 // compile makes the plugin's runtime, instantiates WASI and the two host modules in it,
@@ -366,10 +387,22 @@ func (r *Registry) reapIdle(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
+			freed := false
 			for _, p := range r.plugins {
 				if n := p.pool.reap(context.Background(), now.Add(-r.opts.IdleTimeout)); n > 0 {
 					p.log.Debug("closed idle plugin instances", "count", n)
+					freed = true
 				}
+				if p.pool.idleSince(now.Add(-r.opts.IdleTimeout)) && p.release(context.Background()) {
+					p.log.Debug("released idle plugin code")
+					freed = true
+				}
+			}
+			if freed {
+				// A guest's linear memory is Go heap: without this it would stay
+				// resident until the next GC cycle, which an idle server may not
+				// run for minutes.
+				debug.FreeOSMemory()
 			}
 		}
 	}

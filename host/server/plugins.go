@@ -22,10 +22,14 @@ func loadPlugins(ctx context.Context, cfg config.Config, log *slog.Logger, obs p
 			return nil, fmt.Errorf("plugins: %w", err)
 		}
 	}
+	idle := cfg.PluginIdleTimeout
+	if idle == 0 {
+		idle = -1 // kept
+	}
 	reg, err := plugin.Load(ctx, plugin.Options{
 		Dirs: cfg.PluginDirs, CacheDir: cfg.CacheDir(), ScratchDir: cfg.WorkDir(), Logger: log,
 		HostVersion: Version, MemoryPages: cfg.PluginMemoryPages, CallTimeout: cfg.PluginCallTimeout, PoolSize: cfg.PluginPoolSize, Observer: obs,
-		Artifacts: arts,
+		Artifacts: arts, IdleTimeout: idle,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
