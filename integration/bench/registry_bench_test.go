@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,8 @@ import (
 // config.yml`; zot: `zot serve config.json`), with anonymous push allowed
 // and plain HTTP. A peer's RSS is read from /proc when this process can see
 // the process listening on its port. When pulpo does not serve /v2/ yet, or
-// with PULPO_BENCH_PEERS_ONLY=1, only the peers are measured.
+// with PULPO_BENCH_PEERS_ONLY=1, only the peers are measured. Idle RSS is read
+// PULPO_BENCH_IDLE_WAIT (default 40s) after seeding.
 
 const (
 	blobCount    = 64
@@ -97,6 +99,17 @@ func BenchmarkRegistry(b *testing.B) {
 	for _, tg := range targets {
 		tg.base = "http://" + tg.host
 		seed(b, client, tg)
+		res.add("RSS after seeding (MiB)", tg.name, rss(tg.pid, "VmRSS:"))
+	}
+	// Idle is after a quiet spell longer than pulpo's plugin_idle_timeout
+	// (30s by default), when an idle server has given back what it can.
+	idle := 40 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("PULPO_BENCH_IDLE_WAIT")); err == nil {
+		idle = v
+	}
+	b.Logf("waiting %v for idle RSS", idle)
+	time.Sleep(idle)
+	for _, tg := range targets {
 		res.add("idle RSS (MiB)", tg.name, rss(tg.pid, "VmRSS:"))
 		resetPeak(tg.pid)
 	}
@@ -163,6 +176,10 @@ func BenchmarkRegistry(b *testing.B) {
 					b.StopTimer()
 					binary.LittleEndian.PutUint64(data, uint64(time.Now().UnixNano())+uint64(i))
 					d := digestOf(data)
+					// Registries that leave pushed bytes to the kernel's
+					// writeback would otherwise have it land on the next
+					// push's timer, theirs or another's.
+					syscall.Sync()
 					b.StartTimer()
 					start := time.Now()
 					if mode == "monolithic" {
