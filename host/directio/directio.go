@@ -46,12 +46,14 @@ func alignedBuf(size int) []byte {
 
 // Append writes src to f from offset off and every byte to h, in order,
 // returning the number of bytes written. f must be open for writing; its
-// own offset is neither used nor moved. The bytes of whole blocks go through
-// a second, O_DIRECT descriptor on f's path while the next are read and
-// hashed; an unaligned head and tail, and everything on a file system
-// without O_DIRECT, are written through f. On error, bytes beyond off+n may
-// have been written: the caller truncates.
-func Append(f *os.File, off int64, src io.Reader, h io.Writer) (int64, error) {
+// own offset is neither used nor moved. With direct, the bytes of whole
+// blocks go through a second, O_DIRECT descriptor on f's path while the next
+// are read and hashed; an unaligned head and tail, everything on a file
+// system without O_DIRECT, and everything without direct (a file about to be
+// read back, as for an upload to object storage) are written through f, still
+// hashed on the way. On error, bytes beyond off+n may have been written: the
+// caller truncates.
+func Append(f *os.File, off int64, src io.Reader, h io.Writer, direct bool) (int64, error) {
 	start := off
 	if head := int((align - off%align) % align); head > 0 {
 		var hb [align]byte
@@ -67,11 +69,14 @@ func Append(f *os.File, off int64, src io.Reader, h io.Writer) (int64, error) {
 			return off - start, eof(rerr)
 		}
 	}
-	d, err := os.OpenFile(f.Name(), os.O_WRONLY|syscall.O_DIRECT, 0)
-	if err != nil {
-		d = nil // no O_DIRECT here (tmpfs): the blocks go through f
-	} else {
-		defer d.Close()
+	var d *os.File
+	if direct {
+		var err error
+		if d, err = os.OpenFile(f.Name(), os.O_WRONLY|syscall.O_DIRECT, 0); err != nil {
+			d = nil // no O_DIRECT here (tmpfs): the blocks go through f
+		} else {
+			defer d.Close()
+		}
 	}
 	w := &writer{f: f, d: d, written: off}
 

@@ -26,30 +26,32 @@ func pattern(n int, seed byte) []byte {
 // offsets, read in odd pieces, and checks the file and the hash.
 func TestAppend(t *testing.T) {
 	dir := t.TempDir()
-	for _, off := range []int64{0, 100, 4096, 5000} {
-		for _, size := range []int{0, 1, 4095, 4096, 4097, bufSize - 1, bufSize, 3*bufSize + 17} {
-			path := filepath.Join(dir, "f")
-			prefix := pattern(int(off), 1)
-			if err := os.WriteFile(path, prefix, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := pattern(size, byte(size))
-			hs := sha256.New()
-			n, err := Append(f, off, io.LimitReader(&oddReader{r: bytes.NewReader(data)}, int64(size)), hs)
-			f.Close()
-			if err != nil || n != int64(size) {
-				t.Fatalf("off %d size %d: Append = %d, %v", off, size, n, err)
-			}
-			got, _ := os.ReadFile(path)
-			if !bytes.Equal(got, append(prefix, data...)) {
-				t.Fatalf("off %d size %d: file differs (len %d)", off, size, len(got))
-			}
-			if sum := sha256.Sum256(data); !bytes.Equal(hs.Sum(nil), sum[:]) {
-				t.Fatalf("off %d size %d: hash differs", off, size)
+	for _, direct := range []bool{true, false} {
+		for _, off := range []int64{0, 100, 4096, 5000} {
+			for _, size := range []int{0, 1, 4095, 4096, 4097, bufSize - 1, bufSize, 3*bufSize + 17} {
+				path := filepath.Join(dir, "f")
+				prefix := pattern(int(off), 1)
+				if err := os.WriteFile(path, prefix, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.OpenFile(path, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := pattern(size, byte(size))
+				hs := sha256.New()
+				n, err := Append(f, off, io.LimitReader(&oddReader{r: bytes.NewReader(data)}, int64(size)), hs, direct)
+				f.Close()
+				if err != nil || n != int64(size) {
+					t.Fatalf("off %d size %d: Append = %d, %v", off, size, n, err)
+				}
+				got, _ := os.ReadFile(path)
+				if !bytes.Equal(got, append(prefix, data...)) {
+					t.Fatalf("off %d size %d: file differs (len %d)", off, size, len(got))
+				}
+				if sum := sha256.Sum256(data); !bytes.Equal(hs.Sum(nil), sum[:]) {
+					t.Fatalf("off %d size %d: hash differs", off, size)
+				}
 			}
 		}
 	}
@@ -86,7 +88,7 @@ func TestAppendBypassesPageCache(t *testing.T) {
 	}
 	defer f.Close()
 	const size = 8 << 20
-	if n, err := Append(f, 0, bytes.NewReader(pattern(size, 3)), io.Discard); err != nil || n != size {
+	if n, err := Append(f, 0, bytes.NewReader(pattern(size, 3)), io.Discard, true); err != nil || n != size {
 		t.Fatalf("Append = %d, %v", n, err)
 	}
 	m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
@@ -117,7 +119,7 @@ func TestAppendReadError(t *testing.T) {
 	defer f.Close()
 	boom := errors.New("connection reset")
 	src := io.MultiReader(bytes.NewReader(pattern(2*bufSize+10, 4)), &failing{boom})
-	n, err := Append(f, 0, src, io.Discard)
+	n, err := Append(f, 0, src, io.Discard, true)
 	if !errors.Is(err, boom) || n > 2*bufSize+10 {
 		t.Fatalf("Append = %d, %v; want at most %d bytes and %v", n, err, 2*bufSize+10, boom)
 	}
@@ -139,7 +141,7 @@ func TestAppendWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := Append(f, 10, bytes.NewReader(pattern(3*bufSize, 5)), io.Discard); err == nil {
+	if _, err := Append(f, 10, bytes.NewReader(pattern(3*bufSize, 5)), io.Discard, true); err == nil {
 		t.Fatal("Append to a read-only file succeeded")
 	}
 }

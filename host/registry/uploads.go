@@ -148,7 +148,7 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, name, diges
 	path := f.Name()
 	defer os.Remove(path) // gone after a commit already
 	hs := sha256.New()
-	n, err := copyBody(f, 0, hs, r.Body, -1)
+	n, err := h.copyBody(f, 0, hs, r.Body, -1)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -160,13 +160,13 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, name, diges
 
 // copyBody appends body (exactly want bytes when want >= 0) to f at off and to hs. A body that
 // breaks off is BLOB_UPLOAD_INVALID.
-func copyBody(f *os.File, off int64, hs hash.Hash, body io.Reader, want int64) (int64, error) {
+func (h *Handler) copyBody(f *os.File, off int64, hs hash.Hash, body io.Reader, want int64) (int64, error) {
 	src := body
 	if want >= 0 {
 		src = io.LimitReader(body, want)
 	}
 	rd := &readErr{r: src}
-	n, err := directio.Append(f, off, rd, hs)
+	n, err := directio.Append(f, off, rd, hs, h.direct)
 	if rd.err != nil {
 		return n, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the upload failed: "+rd.err.Error(), nil)
 	}
@@ -333,7 +333,7 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, s *session
 				fmt.Sprintf("Content-Length %d does not match Content-Range %d-%d", r.ContentLength, start, end), nil)
 		}
 	}
-	n, err := copyBody(s.f, s.Size, s.hs, r.Body, want)
+	n, err := h.copyBody(s.f, s.Size, s.hs, r.Body, want)
 	if err != nil {
 		_ = s.f.Truncate(s.Size)
 		return err
