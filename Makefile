@@ -1,6 +1,6 @@
 # Pulpo's build. On a fresh Debian machine, `make run` and `make test` install
-# what they need (PostgreSQL server binaries; clang, lld and wasi-libc only when
-# the C test plugin exists) and then do their job.
+# what they need (PostgreSQL server binaries; clang, lld, wasi-libc and clang's
+# wasm32 builtins only when the C test plugin exists) and then do their job.
 #
 #   make build     bin/pulpo
 #   make plugins   plugins/build/<name>.wasm for every plugins/<name> with a main package
@@ -122,12 +122,16 @@ deps-postgres:
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; \
 	fi
 
-# clang, lld (wasm-ld) and wasi-libc, needed only by the C test plugin.
+# clang, lld (wasm-ld), wasi-libc and clang's wasm32 builtins (libclang_rt, packaged
+# apart for each clang version), needed only by the C test plugin.
 deps-cplugin:
 	@if [ ! -d plugins/testdata/cplugin ]; then exit 0; fi; \
-	if command -v clang >/dev/null && command -v wasm-ld >/dev/null && [ -e /usr/lib/wasm32-wasi/libc.a ]; then \
-		echo "deps: clang, wasm-ld and wasi-libc found"; \
+	rt=$$(clang --target=wasm32-wasi -print-libgcc-file-name 2>/dev/null); \
+	if command -v wasm-ld >/dev/null && [ -e /usr/lib/wasm32-wasi/libc.a ] && [ -n "$$rt" ] && [ -e "$$rt" ]; then \
+		echo "deps: clang, wasm-ld, wasi-libc and the wasm32 builtins found"; \
 	else \
-		echo "deps: installing clang, lld and wasi-libc"; \
-		$(SUDO) apt-get update && $(SUDO) apt-get install -y clang lld wasi-libc; \
+		echo "deps: installing clang, lld, wasi-libc and the wasm32 builtins"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y clang lld wasi-libc && \
+		v=$$(clang -dumpversion | cut -d. -f1) && \
+		$(SUDO) apt-get install -y libclang-rt-$$v-dev-wasm32; \
 	fi
