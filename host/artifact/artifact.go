@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulpo/pulpo/host/db"
 	"github.com/pulpo/pulpo/host/digest"
+	"github.com/pulpo/pulpo/host/directio"
 	"github.com/pulpo/pulpo/host/storage"
 )
 
@@ -49,7 +50,11 @@ func (s *Store) Spool(ctx context.Context, r io.Reader) (*Spooled, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	_, err = io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	// With filesystem storage the file is moved into place and flushed, not
+	// read back: it is written past the page cache. Either way the digests
+	// run on 1 MiB blocks, in parallel with the writes and with each other.
+	_, direct := s.Storage.(storage.Adopter)
+	_, err = directio.Append(f, 0, ctxReader{ctx, r}, h, direct)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
