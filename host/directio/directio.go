@@ -139,10 +139,11 @@ func eof(err error) error {
 
 // writer writes blocks in order, directly while it can.
 type writer struct {
-	f, d    *os.File
-	mu      sync.Mutex
-	err     error
-	written int64 // end of the last block written
+	f, d      *os.File
+	mu        sync.Mutex
+	err       error
+	written   int64 // end of the last block written
+	unflushed int64 // bytes written directly since the last flush; writer only
 }
 
 func (w *writer) failed() error {
@@ -175,6 +176,14 @@ func (w *writer) write(b *block) {
 	if err == nil && len(p) > 0 {
 		_, err = w.f.WriteAt(p, off)
 	}
+	// unflushed and d are the writer goroutine's own; the lock is only for
+	// what the reader reads, so a flush does not hold the reader up.
+	if err == nil && w.d != nil {
+		if w.unflushed += int64(b.n); w.unflushed >= flushEvery {
+			w.unflushed = 0
+			err = fdatasync(int(w.d.Fd()))
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -183,3 +192,13 @@ func (w *writer) write(b *block) {
 	}
 	w.written = b.off + int64(b.n)
 }
+
+// flushEvery is how many directly written bytes are left in the device's
+// write cache before the writer flushes it, while the reader goes on. The
+// caller's fsync must still flush the rest, but flushing 256 MiB at the end
+// cost more than four flushes of 64 MiB along the way: by hand, 256 MiB
+// pushes went from about 545 to 590-670 MB/s (32 and 128 MiB did less well).
+var flushEvery int64 = 64 << 20
+
+// fdatasync is a variable for tests to count flushes.
+var fdatasync = syscall.Fdatasync

@@ -145,3 +145,37 @@ func TestAppendWriteError(t *testing.T) {
 		t.Fatal("Append to a read-only file succeeded")
 	}
 }
+
+// TestAppendFlushesAlong checks that direct writes are flushed every flushEvery
+// bytes during the append, not only by the caller's fsync at the end.
+func TestAppendFlushesAlong(t *testing.T) {
+	dir := t.TempDir()
+	if probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644); err != nil {
+		t.Skipf("%s has no O_DIRECT: %v", dir, err)
+	} else {
+		probe.Close()
+	}
+	every, sync := flushEvery, fdatasync
+	defer func() { flushEvery, fdatasync = every, sync }()
+	var flushes int
+	flushEvery = 2 * bufSize
+	fdatasync = func(fd int) error { flushes++; return sync(fd) }
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := Append(f, 0, bytes.NewReader(pattern(9*bufSize, 6)), io.Discard, true); err != nil {
+		t.Fatal(err)
+	}
+	if flushes != 4 {
+		t.Fatalf("%d flushes for 9 blocks flushed every 2, want 4", flushes)
+	}
+	flushes = 0
+	if _, err := Append(f, 0, bytes.NewReader(pattern(9*bufSize, 6)), io.Discard, false); err != nil {
+		t.Fatal(err)
+	}
+	if flushes != 0 {
+		t.Fatalf("%d flushes without direct writes, want none", flushes)
+	}
+}
