@@ -146,8 +146,8 @@ func TestAppendWriteError(t *testing.T) {
 	}
 }
 
-// TestAppendFlushesAlong checks that direct writes are flushed every flushEvery
-// bytes during the append, not only by the caller's fsync at the end.
+// TestAppendFlushesAlong checks that direct writes are flushed at every multiple
+// of flushEvery during the append, not only by the caller's fsync at the end.
 func TestAppendFlushesAlong(t *testing.T) {
 	dir := t.TempDir()
 	if probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644); err != nil {
@@ -170,6 +170,14 @@ func TestAppendFlushesAlong(t *testing.T) {
 	}
 	if flushes != 4 {
 		t.Fatalf("%d flushes for 9 blocks flushed every 2, want 4", flushes)
+	}
+	// By offset: from block 3, blocks ending at 4 and 6 flush.
+	flushes = 0
+	if _, err := Append(f, 3*bufSize, bytes.NewReader(pattern(3*bufSize, 7)), io.Discard, true); err != nil {
+		t.Fatal(err)
+	}
+	if flushes != 2 {
+		t.Fatalf("%d flushes for blocks 3 to 5, want 2", flushes)
 	}
 	flushes = 0
 	if _, err := Append(f, 0, bytes.NewReader(pattern(9*bufSize, 6)), io.Discard, false); err != nil {
