@@ -5,10 +5,12 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -238,6 +240,29 @@ func TestAbortedUpload(t *testing.T) {
 	r = e.do("GET", "/v2/ab/blobs/"+digestOf(whole), nil)
 	if !bytes.Equal(r.body, whole) {
 		t.Errorf("blob %q", r.body)
+	}
+}
+
+// TestUploadLostBytes: a session whose file lost bytes its row records (a crash
+// before they reached the disk) is ended, not padded with zeros that would then be
+// stored under the digest of the bytes that were sent.
+func TestUploadLostBytes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.do("POST", "/v2/lost/blobs/uploads/", nil)
+	loc := r.header.Get("Location")
+	e.expect(e.do("PATCH", loc, []byte("hello "), "Content-Range", "0-5"), http.StatusAccepted, "")
+	id := r.header.Get("Docker-Upload-UUID")
+	if err := os.Truncate(filepath.Join(e.h.d.UploadDir, id), 3); err != nil {
+		t.Fatal(err)
+	}
+	e.expect(e.do("PATCH", loc, []byte("world"), "Content-Range", "6-10"), http.StatusNotFound, codeBlobUploadUnknown)
+	e.expect(e.do("GET", loc, nil), http.StatusNotFound, codeBlobUploadUnknown)
+	if _, err := os.Stat(filepath.Join(e.h.d.UploadDir, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("upload file kept: %v", err)
+	}
+	if n := e.count(`SELECT count(*) FROM registry_uploads WHERE id = '` + id + `'`); n != 0 {
+		t.Errorf("%d session rows left", n)
 	}
 }
 

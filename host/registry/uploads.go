@@ -275,6 +275,20 @@ func (h *Handler) openSession(ctx context.Context, rt route) (*session, error) {
 		}
 		return nil, err
 	}
+	// A file shorter than the recorded size lost bytes in a crash (the kernel's, or
+	// the power's): truncating would pad it with zeros that the recorded hash state
+	// never saw, and a blob with the right digest but the wrong bytes would follow.
+	// The session is over; the client starts again.
+	if fi, err := f.Stat(); err != nil || fi.Size() < s.Size {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("upload %s: %w", id, err)
+		}
+		h.log.WarnContext(ctx, "upload lost bytes in a crash; ending it", "upload", id, "recorded", s.Size, "file", fi.Size())
+		_ = h.d.DB.DeleteRegistryUpload(context.WithoutCancel(ctx), id)
+		_ = os.Remove(h.uploadPath(id))
+		return nil, errNoSession
+	}
 	if err := f.Truncate(s.Size); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("upload %s: %w", id, err)
