@@ -75,12 +75,7 @@ func (o *oddReader) Read(p []byte) (int, error) {
 // TestAppendBypassesPageCache checks that whole blocks really go direct: after
 // an 8 MiB append almost none of the file is in the page cache.
 func TestAppendBypassesPageCache(t *testing.T) {
-	dir := t.TempDir()
-	if probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644); err != nil {
-		t.Skipf("%s has no O_DIRECT: %v", dir, err)
-	} else {
-		probe.Close()
-	}
+	dir := directDir(t)
 	path := filepath.Join(dir, "f")
 	f, err := os.Create(path)
 	if err != nil {
@@ -149,12 +144,7 @@ func TestAppendWriteError(t *testing.T) {
 // TestAppendFlushesAlong checks that direct writes are flushed at every multiple
 // of flushEvery during the append, not only by the caller's fsync at the end.
 func TestAppendFlushesAlong(t *testing.T) {
-	dir := t.TempDir()
-	if probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644); err != nil {
-		t.Skipf("%s has no O_DIRECT: %v", dir, err)
-	} else {
-		probe.Close()
-	}
+	dir := directDir(t)
 	every, sync := flushEvery, fdatasync
 	defer func() { flushEvery, fdatasync = every, sync }()
 	var flushes int
@@ -186,4 +176,16 @@ func TestAppendFlushesAlong(t *testing.T) {
 	if flushes != 0 {
 		t.Fatalf("%d flushes without direct writes, want none", flushes)
 	}
+}
+
+// directDir is a temporary directory on a file system with O_DIRECT; the test
+// is skipped without one.
+func directDir(t *testing.T) string {
+	dir := t.TempDir()
+	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_WRONLY|syscall.O_DIRECT, 0o644)
+	if err != nil {
+		t.Skipf("%s has no O_DIRECT: %v", dir, err)
+	}
+	probe.Close()
+	return dir
 }
