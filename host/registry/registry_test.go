@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -501,9 +502,10 @@ func TestConcurrentPushes(t *testing.T) {
 				errs <- err.Error()
 				return
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusCreated {
-				errs <- fmt.Sprint("status ", resp.StatusCode)
+				errs <- fmt.Sprintf("status %d: %s", resp.StatusCode, body)
 				return
 			}
 			errs <- ""
