@@ -6,10 +6,13 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pulpo/pulpo/host/db"
+	"github.com/pulpo/pulpo/host/db/dbtest"
 )
 
 // TestAuthPermissions checks what the permission queries return: global
@@ -100,6 +103,61 @@ func TestAuthPermissions(t *testing.T) {
 	ok(t, d.DeleteUser(ctx, bob.ID))
 	if p := must[db.Page[db.User]](t)(d.ListUsers(ctx, db.ListParams{Limit: 10, Filters: []db.Filter{{Field: "group", Value: g.ID}}})); p.Count != 0 {
 		t.Fatalf("members after delete: %+v", p)
+	}
+}
+
+// TestTaskOwnerRace: a task's created resource and its owner assignment inserted by
+// two transactions open at once still give the owner the created object, whichever
+// commits first (each trigger used to miss the other's uncommitted row).
+func TestTaskOwnerRace(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	d := db.New(pool, nil)
+	ctx := context.Background()
+	ok(t, d.SyncBuiltinRoles(ctx, []db.Role{
+		{Name: "file.filerepository_owner", Permissions: []string{"file.change_filerepository"}},
+		{Name: "core.task_owner", Permissions: []string{"core.view_task"}},
+	}))
+	bob := must[db.User](t)(d.CreateUser(ctx, db.User{Username: "bob", IsActive: true}))
+	roleID := must[db.Role](t)(d.GetRoleByName(ctx, "core.task_owner")).ID
+	for _, taskFirst := range []bool{true, false} {
+		task := must[db.Task](t)(d.InsertTask(ctx, db.NewTask{Name: "t"}))
+		th := "/pulp/api/v3/tasks/" + task.ID.String() + "/"
+		created := must[db.Repository](t)(d.CreateRepository(ctx, db.Repository{Name: "c" + uuid.NewString(), PulpType: "file.file"}))
+		ch := "/pulp/api/v3/repositories/file/file/" + created.ID.String() + "/"
+		insertCreated := func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO created_resources (task_id, href) VALUES ($1, $2)`, task.ID, ch)
+			return err
+		}
+		insertOwner := func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO role_assignments (id, role_id, user_id, object_id, object_href)
+				VALUES (gen_random_uuid(), $1, $2, $3, $4)`, roleID, bob.ID, task.ID, th)
+			return err
+		}
+		first, second := insertCreated, insertOwner
+		if !taskFirst {
+			first, second = insertOwner, insertCreated
+		}
+		tx1 := must[pgx.Tx](t)(pool.Begin(ctx))
+		ok(t, first(tx1))
+		done := make(chan error, 1)
+		go func() {
+			tx2, err := pool.Begin(ctx)
+			if err == nil {
+				if err = second(tx2); err == nil {
+					err = tx2.Commit(ctx)
+				} else {
+					_ = tx2.Rollback(ctx)
+				}
+			}
+			done <- err
+		}()
+		time.Sleep(200 * time.Millisecond) // let the second reach its trigger
+		ok(t, tx1.Commit(ctx))
+		ok(t, <-done)
+		if p := must[[]string](t)(d.Permissions(ctx, bob.ID, &created.ID)); !slices.Contains(p, "file.change_filerepository") {
+			t.Fatalf("task first %v: bob on what his task created: %v", taskFirst, p)
+		}
 	}
 }
 
