@@ -50,11 +50,9 @@ func (s *Store) Spool(ctx context.Context, r io.Reader) (*Spooled, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	// With filesystem storage the file is moved into place and flushed, not
-	// read back: it is written past the page cache. Either way the digests
-	// run on 1 MiB blocks, in parallel with the writes and with each other.
-	_, direct := s.Storage.(storage.Adopter)
-	_, err = directio.Append(f, 0, ctxReader{ctx, r}, h, direct)
+	// Either way the digests run on 1 MiB blocks, in parallel with the writes
+	// and with each other.
+	_, err = directio.Append(f, 0, ctxReader{ctx, r}, h, s.WriteDirect())
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -63,6 +61,16 @@ func (s *Store) Spool(ctx context.Context, r io.Reader) (*Spooled, error) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	return &Spooled{path: f.Name(), Size: h.Size(), Digests: h.Sums()}, nil
+}
+
+// WriteDirect tells whether files spooled for this store, here or by a caller
+// such as the registry's uploads, should be written past the page cache: with
+// storage that adopts local files (the filesystem) they are moved into place
+// and flushed, not read back. With object storage they are read back at once
+// to be sent to the bucket, so they are better left in the cache.
+func (s *Store) WriteDirect() bool {
+	_, ok := s.Storage.(storage.Adopter)
+	return ok
 }
 
 // FromFile wraps a file already written and hashed (by a download) so it can

@@ -86,9 +86,6 @@ type Handler struct {
 	pushRepoHref func(uuid.UUID) string
 	access       Access
 	cache        *caches
-	// direct writes uploads past the page cache: they stay on this disk
-	// (an Adopter moves them into place), so they are flushed, not read back.
-	direct bool
 	// refreshed is when this process last synced each pull-through cache
 	// (repository id -> time.Time).
 	refreshed sync.Map
@@ -131,7 +128,6 @@ func New(d Deps) (*Handler, error) {
 	if h.access == nil {
 		h.access = OpenAccess{}
 	}
-	_, h.direct = d.Artifacts.Storage.(storage.Adopter)
 	for _, ct := range d.Describe.ContentTypes {
 		h.naturalKeys[ct.Name] = ct.NaturalKey
 		keys := ct.RepoKey

@@ -166,7 +166,7 @@ func (h *Handler) copyBody(f *os.File, off int64, hs hash.Hash, body io.Reader, 
 		src = io.LimitReader(body, want)
 	}
 	rd := &readErr{r: src}
-	n, err := directio.Append(f, off, rd, hs, h.direct)
+	n, err := directio.Append(f, off, rd, hs, h.d.Artifacts.WriteDirect())
 	if rd.err != nil {
 		return n, errorf(http.StatusBadRequest, codeBlobUploadInvalid, "reading the upload failed: "+rd.err.Error(), nil)
 	}
