@@ -285,8 +285,7 @@ func (h *Handler) openSession(ctx context.Context, rt route) (*session, error) {
 			return nil, fmt.Errorf("upload %s: %w", id, err)
 		}
 		h.log.WarnContext(ctx, "upload lost bytes in a crash; ending it", "upload", id, "recorded", s.Size, "file", fi.Size())
-		_ = h.d.DB.DeleteRegistryUpload(context.WithoutCancel(ctx), id)
-		_ = os.Remove(h.uploadPath(id))
+		h.endSession(ctx, id)
 		return nil, errNoSession
 	}
 	if err := f.Truncate(s.Size); err != nil {
@@ -407,11 +406,16 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil && !(errors.As(err, &ae) && ae.Code == codeDigestInvalid) {
 		return err // kept: the client may retry the PUT
 	}
-	os.Remove(path) // already moved into storage after a commit
-	if derr := h.d.DB.DeleteRegistryUpload(context.WithoutCancel(r.Context()), s.ID); derr != nil && !errors.Is(derr, db.ErrNotFound) {
-		h.log.WarnContext(r.Context(), "delete upload session", "upload", s.ID, "err", derr)
-	}
+	h.endSession(r.Context(), s.ID) // its file is already in storage after a commit
 	return err
+}
+
+// endSession removes a session's file and row, whatever the request's fate.
+func (h *Handler) endSession(ctx context.Context, id uuid.UUID) {
+	os.Remove(h.uploadPath(id))
+	if err := h.d.DB.DeleteRegistryUpload(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, db.ErrNotFound) {
+		h.log.WarnContext(ctx, "delete upload session", "upload", id, "err", err)
+	}
 }
 
 // uploadStatus answers GET of a session: 204 with its Range.
