@@ -87,9 +87,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 
 // put returns a healthy instance.
 func (p *pool) put(inst *instance) {
-	now := time.Now()
-	inst.idled = now
-	p.lastUse.Store(&now)
+	inst.idled = p.touch()
 	p.mu.Lock()
 	keep := !p.closed
 	if keep {
@@ -106,9 +104,11 @@ func (p *pool) put(inst *instance) {
 	<-p.sem
 }
 
-func (p *pool) touch() {
+// touch records a use of the pool now, and returns now.
+func (p *pool) touch() time.Time {
 	now := time.Now()
 	p.lastUse.Store(&now)
+	return now
 }
 
 // discard closes an instance that must not be used again.
