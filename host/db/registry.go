@@ -66,12 +66,12 @@ type RegistryScope struct {
 // $2: a concurrent push's new version takes its content out of the pending set right
 // after it commits, so a number read before that commit, with the pending set read after
 // it, would miss what is in both. One snapshot sees it in at least one of them.
-const scopeSQL = `(EXISTS (SELECT 1 FROM repository_content rc WHERE rc.repository_id = $1 AND rc.content_id = c.id
-		AND rc.version_added <= ` + scopeNumber + ` AND (rc.version_removed IS NULL OR rc.version_removed > ` + scopeNumber + `))
+const scopeSQL = `(EXISTS (SELECT 1 FROM repository_content rc,
+		(SELECT CASE WHEN $3 THEN (SELECT max(v.number) FROM repository_versions v
+			WHERE v.repository_id = $1 AND v.complete) ELSE $2 END AS number) s
+		WHERE rc.repository_id = $1 AND rc.content_id = c.id
+		AND rc.version_added <= s.number AND (rc.version_removed IS NULL OR rc.version_removed > s.number))
 	OR $3 AND EXISTS (SELECT 1 FROM registry_pending p WHERE p.repository_id = $1 AND p.content_id = c.id))`
-
-const scopeNumber = `(CASE WHEN $3 THEN (SELECT max(v.number) FROM repository_versions v
-		WHERE v.repository_id = $1 AND v.complete) ELSE $2 END)`
 
 // RegistryUnit is a unit found by the registry with its one artifact: stored (ArtifactID
 // set) or still at a remote (on_demand, streamed).
