@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -131,6 +132,20 @@ func TestManifestByTagCached(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	m, _ := e.pushImage("cached", "v1", "c")
+	// The push's commits notify the cache asynchronously; one arriving after the
+	// GET below would flush what it cached. Notifications come in commit order,
+	// so once a later sentinel has flushed and nothing more follows, the push's
+	// are all in.
+	gen := func() uint64 { _, g, _ := e.h.cache.get(struct{}{}); return g }
+	before := gen()
+	if err := e.db.Notify(e.ctx, db.ChannelContentCache, "sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("notifications settled", func() bool {
+		g := gen()
+		time.Sleep(200 * time.Millisecond)
+		return g > before && gen() == g
+	})
 	e.expect(e.do("GET", "/v2/cached/manifests/v1", nil), http.StatusOK, "")
 	// Take the tag out of every version without a notification.
 	if _, err := e.db.Pool().Exec(e.ctx, `DELETE FROM repository_content rc USING contents c
