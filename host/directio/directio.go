@@ -193,9 +193,9 @@ func (w *writer) write(b *block) {
 
 // flushEvery spaces the writer's flushes of the device's write cache, by file
 // offset, while the reader goes on. The caller's fsync must still flush the
-// rest, but flushing 256 MiB at the end
-// cost more than four flushes of 64 MiB along the way: by hand, 256 MiB
-// pushes went from about 545 to 590-670 MB/s (32 and 128 MiB did less well).
+// rest, but flushing 256 MiB at the end cost more than four flushes of 64 MiB
+// along the way: by hand, 256 MiB pushes went from about 545 to 575-675 MB/s
+// (32 and 128 MiB did less well).
 var flushEvery int64 = 64 << 20
 
 // fdatasync is a variable for tests to count flushes.
