@@ -1,36 +1,20 @@
 -- A task's created resources and its task_owner assignment are inserted by
--- different transactions (the task's, and the API's right after dispatch):
--- run at once, each trigger looked for the other's row before it committed,
--- and the creator got no owner role on what its task made. Both triggers now
--- take a transaction lock on the task first; the second waits for the first
--- to commit, and its next statement, with a new snapshot, sees its row.
-CREATE OR REPLACE FUNCTION auth_grant_created() RETURNS trigger LANGUAGE plpgsql AS $$
+-- different transactions (the task's, and the API's right after dispatch).
+-- Run at once, each of 0007's grant triggers looked for the other's row
+-- before it committed, and the creator got no owner role on what its task
+-- made. These triggers take a transaction lock on the task before either row
+-- goes in: the second waits for the first to commit, and its grant trigger,
+-- whose statement takes a new snapshot, then sees the first one's row.
+CREATE FUNCTION auth_lock_task_owner() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('task-owner:' || NEW.task_id::text, 0));
-    INSERT INTO role_assignments (id, role_id, user_id, object_id, object_href)
-    SELECT gen_random_uuid(), r.id, ra.user_id,
-        (string_to_array(trim(both '/' FROM NEW.href), '/'))[7]::uuid, NEW.href
-    FROM role_assignments ra
-    JOIN roles towner ON towner.id = ra.role_id AND towner.name = 'core.task_owner'
-    JOIN roles r ON r.name = auth_owner_role(NEW.href)
-    WHERE ra.object_id = NEW.task_id AND ra.user_id IS NOT NULL
-    ON CONFLICT DO NOTHING;
-    RETURN NEW;
-END $$;
-
-CREATE OR REPLACE FUNCTION auth_grant_task_owner() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.user_id IS NULL OR NEW.object_id IS NULL OR
-        NOT EXISTS (SELECT 1 FROM roles WHERE id = NEW.role_id AND name = 'core.task_owner') THEN
-        RETURN NEW;
+    IF TG_TABLE_NAME = 'created_resources' THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('task-owner:' || NEW.task_id::text, 0));
+    ELSIF NEW.user_id IS NOT NULL AND NEW.object_id IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('task-owner:' || NEW.object_id::text, 0));
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtextextended('task-owner:' || NEW.object_id::text, 0));
-    INSERT INTO role_assignments (id, role_id, user_id, object_id, object_href)
-    SELECT gen_random_uuid(), r.id, NEW.user_id,
-        (string_to_array(trim(both '/' FROM cr.href), '/'))[7]::uuid, cr.href
-    FROM created_resources cr
-    JOIN roles r ON r.name = auth_owner_role(cr.href)
-    WHERE cr.task_id = NEW.object_id
-    ON CONFLICT DO NOTHING;
     RETURN NEW;
 END $$;
+CREATE TRIGGER created_resources_lock_owner BEFORE INSERT ON created_resources
+    FOR EACH ROW EXECUTE FUNCTION auth_lock_task_owner();
+CREATE TRIGGER role_assignments_lock_owner BEFORE INSERT ON role_assignments
+    FOR EACH ROW EXECUTE FUNCTION auth_lock_task_owner();
